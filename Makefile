@@ -1,0 +1,48 @@
+# VitalCheck — the two set-up commands for a fresh machine are `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+DATA_DIR ?= $(abspath ../shared/datasets)
+export VITALCHECK_DATA_DIR ?= $(DATA_DIR)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+TABULAR := diabetes heart stroke breast_cancer sleep life_expectancy insurance
+PICKLES := $(foreach m,$(TABULAR),artifacts/$(m)_pipeline.pkl)
+
+.PHONY: help install models artifacts import serve test lint build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[train,test]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP) ## create .venv and install VitalCheck with its training and test extras
+
+models: $(STAMP) ## (re)train the seven tabular models and rebuild both reference tables from $(DATA_DIR)
+	$(BIN)/python -m vitalcheck.training train --data-dir $(DATA_DIR)
+
+artifacts: $(STAMP) ## build the artifacts only if some are missing
+	@if ls $(PICKLES) >/dev/null 2>&1; then echo "artifacts present (make models rebuilds them)"; \
+	else $(MAKE) --no-print-directory models; fi
+
+import: artifacts ## check the artifacts and register them in the BentoML model store
+	$(BIN)/python import_models.py
+
+serve: import ## install, build artifacts if missing, import them, serve on port $(PORT)
+	$(BIN)/bentoml serve service:VitalCheck --port $(PORT)
+
+test: artifacts ## install, build artifacts if missing, run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+build: import ## bentoml build (the Bento holds all eight models and both tables)
+	$(BIN)/bentoml build
+
+clean: ## remove the virtualenv and the trained (uncommitted) artifacts
+	rm -rf $(VENV) $(PICKLES) artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md

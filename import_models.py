@@ -1,0 +1,83 @@
+"""Register VitalCheck's eight artifacts in the BentoML model store.
+
+For each model of the catalog: verify the artifact's sha256 against its model card (a
+missing, corrupt or mismatched artifact is refused with a non-zero exit and a message
+naming the file), then save artifact + card with ``bentoml.models.create`` under a stable
+name (``vitalcheck-diabetes``, …) with labels (task, framework) and the card as metadata.
+Idempotent: an artifact whose sha256 equals that of the latest stored version is not
+registered again (``--force`` re-registers). Prints the tags.
+
+Usage::
+
+    python import_models.py [--artifacts-dir artifacts] [--dry-run] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import bentoml
+
+from vitalcheck.cards import ArtifactCheckError, ModelCard, verify_artifact
+from vitalcheck.catalog import MODELS, ModelSpec
+from vitalcheck.settings import get_settings
+
+
+def latest_sha256(store_name: str) -> str | None:
+    """sha256 recorded on the latest stored version of a model, or None when there is none."""
+    try:
+        model = bentoml.models.get(f"{store_name}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+    return model.info.metadata.get("sha256")
+
+
+def register(spec: ModelSpec, artifacts_dir: Path, card: ModelCard) -> str:
+    """Save one checked artifact and its card in the model store; return the new tag."""
+    labels = {"task": spec.kind, "framework": card.framework, "project": "vitalcheck"}
+    metadata = card.model_dump(mode="json", exclude={"golden", "features"})
+    with bentoml.models.create(spec.store_name, labels=labels, metadata=metadata) as model:
+        shutil.copy2(artifacts_dir / spec.artifact, Path(model.path) / spec.artifact)
+        shutil.copy2(artifacts_dir / spec.card_file, Path(model.path) / spec.card_file)
+    return str(model.tag)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check and register every artifact; return the process exit status (0 ok, 1 refused)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts-dir", type=Path, default=get_settings().artifacts_dir)
+    parser.add_argument("--dry-run", action="store_true", help="check only; register nothing")
+    parser.add_argument("--force", action="store_true", help="register even when the latest version is identical")
+    args = parser.parse_args(argv)
+
+    checked: dict[str, ModelCard] = {}
+    refused = []
+    for spec in MODELS.values():
+        try:
+            checked[spec.name] = verify_artifact(
+                args.artifacts_dir / spec.artifact, args.artifacts_dir / spec.card_file
+            )
+        except ArtifactCheckError as exc:
+            refused.append(str(exc))
+    if refused:
+        for reason in refused:
+            print(f"refused: {reason}", file=sys.stderr)
+        print("nothing was registered; rebuild the artifacts with `make models`", file=sys.stderr)
+        return 1
+
+    for spec in MODELS.values():
+        card = checked[spec.name]
+        if not args.force and latest_sha256(spec.store_name) == card.sha256:
+            print(f"unchanged  {bentoml.models.get(f'{spec.store_name}:latest').tag}")
+        elif args.dry_run:
+            print(f"would add  {spec.store_name} (sha256 {card.sha256[:12]})")
+        else:
+            print(f"registered {register(spec, args.artifacts_dir, card)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""VitalCheck: one BentoML service serving eight health-risk models and two reference tables.
+
+Every model is referenced at class level with ``bentoml.models.BentoModel`` (so
+``bentoml build`` packs it); ``__init__`` loads everything once per worker through
+:class:`vitalcheck.registry.Registry`, which checks each artifact's sha256, library
+versions and golden outputs. Each API method delegates to :class:`vitalcheck.api.VitalCheckAPI`.
+
+Research and education only; not a medical device.
+"""
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import bentoml
+from bentoml.models import BentoModel
+
+from vitalcheck.api import VitalCheckAPI
+from vitalcheck.cards import ArtifactCheckError
+from vitalcheck.catalog import MODELS
+from vitalcheck.middleware import RequestGuard
+from vitalcheck.redaction import install_log_redaction
+from vitalcheck.registry import Registry, StoredArtifact
+from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
+from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
+from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
+from vitalcheck.schemas.models import ModelList
+from vitalcheck.settings import get_settings
+
+logger = logging.getLogger("vitalcheck")
+install_log_redaction()
+
+MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
+"""The eight model-store references, by catalog name."""
+
+INPUT_MODELS = {
+    "diabetes": diabetes.DiabetesInput,
+    "heart": heart.HeartInput,
+    "stroke": stroke.StrokeInput,
+    "breast_cancer": breast_cancer.BreastCancerInput,
+    "sleep": sleep.SleepInput,
+    "life_expectancy": life_expectancy.LifeExpectancyInput,
+    "insurance": insurance.InsuranceInput,
+}
+
+_ERRORS = (
+    ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '
+    "and its rule (never the submitted value)."
+)
+
+
+def load_registry() -> Registry:
+    """Load the registry from the model store and the reference directory.
+
+    Raises:
+        ArtifactCheckError: any artifact or table is missing or fails its checks.
+
+    """
+    locations = {}
+    for name, ref in MODEL_REFS.items():
+        stored = ref.stored
+        locations[name] = None if stored is None else StoredArtifact(Path(stored.path), str(stored.tag))
+    settings = get_settings()
+    return Registry.load(locations, settings.reference_dir, settings)
+
+
+def _single(name: str, route: str, record_model, prediction_model, what: str):
+    def method(self, record: record_model, /) -> Envelope[prediction_model]:
+        return self.api.single(name, record)
+
+    method.__name__ = name
+    method.__doc__ = f"{what} Send one record (JSON object with the fields below).{_ERRORS}"
+    return bentoml.api(route=route)(method)
+
+
+def _batch(name: str, route: str, batch_model, prediction_model, what: str):
+    def method(self, batch: batch_model, /) -> BatchEnvelope[prediction_model]:
+        return self.api.batch(name, batch.records)
+
+    method.__name__ = f"{name}_batch"
+    method.__doc__ = f'{what} Send `{{"records": [...]}}`; one prediction per record, in order.{_ERRORS}'
+    return bentoml.api(route=f"{route}/batch")(method)
+
+
+def _file(name: str, route: str, prediction_model, what: str):
+    def method(self, file: Path) -> BatchEnvelope[prediction_model]:
+        return self.api.file(name, file)
+
+    method.__name__ = f"{name}_file"
+    method.__doc__ = (
+        f"{what} Upload (multipart field `file`) a CSV or Parquet file in the shared data set's own format "
+        f"(source column names; the target column may be absent).{_ERRORS}"
+    )
+    return bentoml.api(route=f"{route}/file")(method)
+
+
+def _tabular(name: str, route: str, prediction_model, what: str):
+    record_model = INPUT_MODELS[name]
+    batch_model = getattr(sys.modules[record_model.__module__], record_model.__name__.replace("Input", "BatchInput"))
+    return (
+        _single(name, route, record_model, prediction_model, what),
+        _batch(name, route, batch_model, prediction_model, what),
+        _file(name, route, prediction_model, what),
+    )
+
+
+@bentoml.service(name="vitalcheck", traffic={"timeout": 30}, labels={"project": "vitalcheck"})
+class VitalCheck:
+    """VitalCheck health-risk models (research and education; not a medical device)."""
+
+    diabetes_model = MODEL_REFS["diabetes"]
+    heart_model = MODEL_REFS["heart"]
+    stroke_model = MODEL_REFS["stroke"]
+    breast_cancer_model = MODEL_REFS["breast_cancer"]
+    sleep_model = MODEL_REFS["sleep"]
+    life_expectancy_model = MODEL_REFS["life_expectancy"]
+    insurance_model = MODEL_REFS["insurance"]
+    brain_tumor_model = MODEL_REFS["brain_tumor"]
+
+    def __init__(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        settings = get_settings()
+        threadpool_limits(limits=settings.compute_threads)
+        try:
+            registry = load_registry()
+        except ArtifactCheckError as exc:
+            refuse_to_start(exc)
+        self.api = VitalCheckAPI(registry, settings, INPUT_MODELS)
+
+    diabetes, diabetes_batch, diabetes_file = _tabular(
+        "diabetes", "/api/v1/risk/diabetes", RiskPrediction, "Diabetes risk within five years (Pima Indians data)."
+    )
+    heart, heart_batch, heart_file = _tabular(
+        "heart", "/api/v1/risk/heart", RiskPrediction, "Risk of angiographic heart disease (UCI Heart Disease)."
+    )
+    stroke, stroke_batch, stroke_file = _tabular(
+        "stroke", "/api/v1/risk/stroke", RiskPrediction, "Stroke risk (Kaggle Stroke Prediction data)."
+    )
+    breast_cancer, breast_cancer_batch, breast_cancer_file = _tabular(
+        "breast_cancer",
+        "/api/v1/risk/breast-cancer",
+        RiskPrediction,
+        "Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
+    )
+    sleep, sleep_batch, sleep_file = _tabular(
+        "sleep", "/api/v1/sleep", ClassPrediction, "Sleep disorder class: None, Insomnia or Sleep Apnea."
+    )
+    life_expectancy, life_expectancy_batch, life_expectancy_file = _tabular(
+        "life_expectancy",
+        "/api/v1/life-expectancy",
+        life_expectancy.LifeExpectancyPrediction,
+        "Life expectancy at birth of a country-year, in years (WHO GHO data).",
+    )
+    insurance, insurance_batch, insurance_file = _tabular(
+        "insurance",
+        "/api/v1/insurance",
+        insurance.InsurancePrediction,
+        "Annual medical charges in USD with a calibrated 90 % interval.",
+    )
+
+    @bentoml.api(route="/api/v1/imaging/brain-tumor")
+    def brain_tumor(self, image: Path) -> Envelope[ClassPrediction]:
+        """Classify one axial brain MRI slice as glioma, meningioma, pituitary tumour or no tumour.
+
+        Upload a JPEG or PNG (any size and mode: grayscale, RGB, RGBA, 16-bit) as multipart
+        field `image`, at most VITALCHECK_MAX_UPLOAD_BYTES bytes and VITALCHECK_MAX_IMAGE_PIXELS
+        pixels. Returns the probability of each class and the most probable class.
+        Errors: HTTP 400 naming `image` and the rule (not an image, too large, too many pixels).
+        """
+        return self.api.brain_tumor(image)
+
+    @bentoml.api(route="/api/v1/fitbit/percentiles")
+    def fitbit_percentiles(self, day: FitbitInput, /) -> FitbitPrediction:
+        """Place a person's daily activity and sleep metrics within the Fitbit cohort.
+
+        Send any of the metrics below (at least one); each comes back as a percentile rank
+        0-100 across the cohort's user-days, with unit and cohort size.
+        """
+        return self.api.fitbit(day)
+
+    @bentoml.api(route="/api/v1/hospital/analytics")
+    def hospital_analytics(self, query: HospitalQuery, /) -> HospitalAnalytics:
+        """Weekly hospital rows for a service and week range, with a summary.
+
+        Rows give beds, requests, admissions, refusals, occupancy, satisfaction, staff morale,
+        events, staff present by role and mean length of stay (Hospital Beds Management, synthetic).
+        """
+        return self.api.hospital(query)
+
+    @bentoml.api(route="/api/v1/models")
+    def models(self) -> ModelList:
+        """Every served model's store tag, data set, test metrics (from its model card) and the API version."""
+        return self.api.models()
+
+
+VitalCheck.add_asgi_middleware(RequestGuard)
+
+
+def refuse_to_start(exc: ArtifactCheckError):
+    """Stop the whole server, not just this worker, with a message naming the failed artifacts.
+
+    BentoML restarts a worker whose ``__init__`` raises, so a worker that cannot load its
+    artifacts would restart in a loop. Instead it logs the reason, asks the serving
+    process (its parent) to shut down, and exits with status 3.
+    """
+    logger.critical("VitalCheck refuses to start: %s", exc)
+    if os.environ.get("BENTOML_WORKER_ID") or _parent_is_bentoml():
+        os.kill(os.getppid(), signal.SIGTERM)
+    raise SystemExit(3)
+
+
+def _parent_is_bentoml() -> bool:
+    try:
+        import psutil
+
+        return any("bentoml" in part for part in psutil.Process(os.getppid()).cmdline())
+    except Exception:
+        return False
+
+
+def preflight() -> None:
+    """Check every artifact and table in the serving (non-worker) process before workers start.
+
+    ``bentoml serve`` imports this module in its main process before it spawns any worker;
+    a failed check there exits that process with status 1 and a message naming each
+    failing artifact, so the server never starts half-loaded.
+    """
+    from bentoml._internal.context import server_context
+
+    if server_context.worker_index is not None or os.environ.get("VITALCHECK_SKIP_PREFLIGHT") == "1":
+        return
+    try:
+        load_registry()
+    except ArtifactCheckError as exc:
+        logger.critical("VitalCheck refuses to start: %s", exc)
+        print(f"VitalCheck refuses to start: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if "serve" in sys.argv[1:3] and Path(sys.argv[0]).name in ("bentoml", "__main__.py"):
+    preflight()

@@ -1,0 +1,68 @@
+"""Shared fixtures. BENTOML_HOME is set to a fresh temporary folder before BentoML is imported,
+so tests never touch the user's model store."""
+
+import os
+import tempfile
+
+os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="vitalcheck-test-bentoml-")
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from vitalcheck.catalog import MODELS  # noqa: E402
+from vitalcheck.settings import get_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def data_dir(settings):
+    if not (settings.data_dir / "README.md").is_file():
+        pytest.skip(f"shared data directory {settings.data_dir} is absent (set VITALCHECK_DATA_DIR)")
+    return settings.data_dir
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(settings):
+    missing = [s.artifact for s in MODELS.values() if not (settings.artifacts_dir / s.artifact).is_file()]
+    if missing:
+        pytest.skip(f"artifacts {missing} are missing: run `make models` first")
+    return settings.artifacts_dir
+
+
+@pytest.fixture(scope="session")
+def model_store(artifacts_dir):
+    """Register all eight artifacts in the temporary model store (once per session)."""
+    import import_models
+
+    assert import_models.main(["--artifacts-dir", str(artifacts_dir)]) == 0
+    return Path(os.environ["BENTOML_HOME"])
+
+
+@pytest.fixture(scope="session")
+def service_module(model_store):
+    import service
+
+    return service
+
+
+@pytest.fixture(scope="session")
+def svc(service_module):
+    """The service class instantiated in-process (loads every artifact once)."""
+    return service_module.VitalCheck()
+
+
+@pytest.fixture(scope="session")
+def http(service_module):
+    """Starlette TestClient over the service's ASGI app (runs the lifespan, so __init__ runs)."""
+    from starlette.testclient import TestClient
+
+    with TestClient(service_module.VitalCheck.to_asgi(), raise_server_exceptions=False) as client:
+        yield client

@@ -1,0 +1,298 @@
+"""Preprocessing of uploaded MRI slices: accepted images, tensor contract, and rejections."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from vitalcheck.imaging import (
+    PREPROCESSING,
+    ImageRejected,
+    normalize,
+    pil_to_unit,
+    preprocess_image,
+    preprocess_pil,
+)
+from vitalcheck.settings import Settings
+
+MAX_BYTES = Settings().max_upload_bytes
+MAX_PIXELS = Settings().max_image_pixels
+SHAPE = (1, 1, PREPROCESSING.height, PREPROCESSING.width)
+LOW = (0.0 - PREPROCESSING.mean) / PREPROCESSING.std  # normalised value of intensity 0
+HIGH = (1.0 - PREPROCESSING.mean) / PREPROCESSING.std  # normalised value of intensity 1
+
+
+def _gradient(width: int, height: int, maximum: int = 255) -> np.ndarray:
+    """A non-constant 2-D pattern: diagonal gradient plus a bright square."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    g = (xx / max(1, width - 1) + yy / max(1, height - 1)) / 2
+    g[height // 3 : height // 2, width // 3 : width // 2] = 1.0
+    return np.round(g * maximum)
+
+
+def _image(mode: str, width: int, height: int) -> Image.Image:
+    g8 = _gradient(width, height).astype(np.uint8)
+    if mode == "L":
+        return Image.fromarray(g8)
+    if mode == "RGB":
+        return Image.fromarray(np.stack([g8, g8 // 2, 255 - g8], axis=-1))
+    if mode == "RGBA":
+        alpha = np.full_like(g8, 255)
+        alpha[: height // 4] = 0
+        return Image.fromarray(np.stack([g8, g8, g8, alpha], axis=-1))
+    if mode == "LA":
+        return Image.fromarray(g8).convert("LA")
+    if mode == "P":
+        return Image.fromarray(np.stack([g8, g8, g8], axis=-1)).convert("P")
+    if mode == "I;16":
+        return Image.fromarray(_gradient(width, height, 4095).astype(np.uint16))
+    if mode == "CMYK":
+        return Image.fromarray(np.stack([g8, g8, g8], axis=-1)).convert("CMYK")
+    raise AssertionError(mode)
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _check_tensor(x: np.ndarray) -> None:
+    assert x.shape == SHAPE
+    assert x.dtype == np.float32
+    assert np.isfinite(x).all()
+    assert x.min() >= LOW - 1e-5 and x.max() <= HIGH + 1e-5
+
+
+# ---- accepted images ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "size", "fmt"),
+    [
+        ("L", (256, 256), "JPEG"),
+        ("L", (256, 256), "PNG"),
+        ("L", (300, 200), "PNG"),
+        ("L", (40, 90), "JPEG"),
+        ("RGB", (512, 512), "JPEG"),
+        ("RGB", (97, 64), "PNG"),
+        ("RGBA", (128, 128), "PNG"),
+        ("RGBA", (1000, 700), "PNG"),
+        ("LA", (64, 64), "PNG"),
+        ("P", (80, 80), "PNG"),
+        ("I;16", (300, 300), "PNG"),
+        ("I;16", (200, 333), "PNG"),
+        ("CMYK", (100, 100), "JPEG"),
+        ("L", (1, 1), "PNG"),
+        ("L", (2000, 3), "PNG"),
+    ],
+)
+def test_accepted_image_gives_documented_tensor(mode, size, fmt):
+    img = _image(mode, *size)
+    data = _encode(img, fmt)
+    if mode == "I;16":
+        assert Image.open(io.BytesIO(data)).mode.startswith("I"), "PNG should keep 16-bit depth"
+    x = preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    _check_tensor(x)
+    if size[0] * size[1] > 1:
+        # a non-constant image uses the whole [0, 1] range before normalisation
+        assert x.min() == pytest.approx(LOW, abs=1e-5)
+        assert x.max() == pytest.approx(HIGH, abs=1e-5)
+
+
+def test_serving_equals_training_path():
+    img = _image("L", 256, 256)
+    data = _encode(img, "PNG")  # lossless, so both paths see the same pixels
+    served = preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    trained = preprocess_pil(img)
+    np.testing.assert_array_equal(served, trained)
+    np.testing.assert_array_equal(trained, normalize(pil_to_unit(img))[None, None])
+
+
+def test_normalisation_uses_the_spec_constants():
+    unit = pil_to_unit(_image("L", 256, 256))
+    assert unit.shape == (PREPROCESSING.height, PREPROCESSING.width)
+    assert unit.dtype == np.float32
+    assert unit.min() == 0.0 and unit.max() == 1.0
+    np.testing.assert_allclose(normalize(unit), (unit - PREPROCESSING.mean) / PREPROCESSING.std, rtol=1e-6, atol=1e-6)
+
+
+def test_sixteen_bit_keeps_full_depth():
+    """A 12-bit image in a 16-bit PNG preprocesses like the same picture in 8 bits (min-max scaling)."""
+    deep = _gradient(256, 256, 4095)
+    x16 = preprocess_image(_encode(Image.fromarray(deep.astype(np.uint16)), "PNG"), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    x8 = preprocess_pil(Image.fromarray(np.round(deep / 4095 * 255).astype(np.uint8)))
+    assert np.abs(x16 - x8).max() < 0.05  # only 8-bit quantisation differs
+    x_i = preprocess_pil(Image.fromarray(deep.astype(np.int32)))  # mode "I"
+    np.testing.assert_allclose(x_i, x16, atol=1e-5)
+
+
+def test_gray_rgb_equals_l():
+    g = _gradient(120, 120).astype(np.uint8)
+    rgb = Image.fromarray(np.stack([g, g, g], axis=-1))
+    np.testing.assert_allclose(preprocess_pil(rgb), preprocess_pil(Image.fromarray(g)), atol=1e-6)
+
+
+def test_transparent_pixels_become_background():
+    rgba = np.zeros((64, 64, 4), dtype=np.uint8)
+    rgba[..., :3] = 255  # white but fully transparent ...
+    rgba[20:40, 20:40] = (128, 128, 128, 255)  # ... except an opaque grey square
+    x = preprocess_pil(Image.fromarray(rgba))[0, 0]
+    assert x[0, 0] == pytest.approx(LOW, abs=1e-6)  # transparent corner is black (minimum)
+    assert x[64, 64] == pytest.approx(HIGH, abs=1e-6)  # opaque square is the maximum
+
+
+def test_non_square_is_padded_not_stretched():
+    img = Image.fromarray(np.full((100, 200), 200, dtype=np.uint8))  # 200 wide, 100 high
+    img.paste(50, (0, 0, 10, 10))
+    x = preprocess_pil(img)[0, 0]
+    # longer side → 128 px, shorter → 64 px, centred: rows 0-31 and 96-127 are padding at the minimum
+    assert np.all(x[:32] == pytest.approx(LOW, abs=1e-6))
+    assert np.all(x[96:] == pytest.approx(LOW, abs=1e-6))
+    assert np.all(x[40:90, 20:] == pytest.approx(HIGH, abs=1e-6))
+
+
+def test_constant_image_is_all_background():
+    x = preprocess_pil(Image.new("L", (50, 50), 77))
+    assert np.all(x == pytest.approx(LOW, abs=1e-6))
+
+
+def test_spec_is_frozen_and_serialisable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PREPROCESSING.height = 64  # type: ignore[misc]
+    d = PREPROCESSING.as_dict()
+    assert d["height"] == PREPROCESSING.height and d["width"] == PREPROCESSING.width
+    assert d["input_shape"] == ["batch", 1, PREPROCESSING.height, PREPROCESSING.width]
+    assert d["accepted_formats"] == ["JPEG", "PNG"]
+    assert PREPROCESSING.input_shape == SHAPE
+
+
+# ---- rejections -------------------------------------------------------------------------------
+def _reject(data: bytes, **limits) -> ImageRejected:
+    kwargs = {"max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS, **limits}
+    with pytest.raises(ImageRejected) as info:
+        preprocess_image(data, **kwargs)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == f"image rejected: {info.value.rule}"
+    return info.value
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose IHDR claims ``width`` × ``height`` (8-bit grayscale) with valid CRCs."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose SOF0 header is patched to claim ``width`` × ``height``."""
+    data = bytearray(_encode(_image("L", 16, 16), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any pixel data is decoded."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("pixel data was decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.parametrize(("width", "height"), [(50_000, 50_000), (5_000, 5_000), (65_535, 1)])
+def test_png_claiming_too_many_pixels_is_rejected_before_decoding(no_decoding, width, height):
+    data = _png_claiming(width, height)
+    assert len(data) < 2048
+    t0 = time.perf_counter()
+    err = _reject(data, max_pixels=MAX_PIXELS if width * height > MAX_PIXELS else width * height - 1)
+    assert time.perf_counter() - t0 < 1.0
+    assert err.rule.startswith("exceeds ") and err.rule.endswith(" pixels")
+
+
+@pytest.mark.parametrize(("width", "height"), [(30_000, 30_000), (5_000, 5_000)])
+def test_jpeg_claiming_too_many_pixels_is_rejected_before_decoding(no_decoding, width, height):
+    err = _reject(_jpeg_claiming(width, height))
+    assert err.rule == f"exceeds {MAX_PIXELS} pixels"
+
+
+def test_pixel_limit_is_the_configured_one():
+    data = _encode(_image("L", 100, 100), "PNG")
+    assert _reject(data, max_pixels=9_999).rule == "exceeds 9999 pixels"
+    _check_tensor(preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=10_000))
+
+
+def test_too_many_bytes_is_rejected():
+    data = _encode(_image("L", 256, 256), "PNG")
+    assert _reject(data, max_bytes=len(data) - 1).rule == f"exceeds {len(data) - 1} bytes"
+    _check_tensor(preprocess_image(data, max_bytes=len(data), max_pixels=MAX_PIXELS))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"patient_id,age\nsecret-token-1234,52\n",
+        bytes(range(256)) * 40,
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+        b"\xff\xd8\xff\xe0" + b"\x00" * 100,
+    ],
+    ids=["empty", "text", "random", "png-signature-only", "jpeg-signature-only"],
+)
+def test_non_images_are_rejected(data):
+    err = _reject(data)
+    assert err.rule == "not a decodable JPEG or PNG image"
+    assert "secret" not in str(err)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_images_are_rejected(fmt):
+    data = _encode(_image("L", 256, 256), fmt)
+    assert _reject(data[: len(data) // 2]).rule == "not a decodable JPEG or PNG image"
+
+
+def test_corrupted_png_data_is_rejected():
+    data = bytearray(_encode(_image("L", 64, 64), "PNG"))
+    start = data.index(b"IDAT") + 4
+    data[start : start + 40] = b"\xa5" * 40  # garbage in the compressed stream (CRC no longer matches)
+    assert _reject(bytes(data)).rule == "not a decodable JPEG or PNG image"
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP"])
+def test_other_image_formats_are_rejected(fmt):
+    try:
+        data = _encode(_image("RGB", 32, 32), fmt)
+    except (KeyError, OSError):
+        pytest.skip(f"Pillow cannot write {fmt} here")
+    err = _reject(data)
+    assert err.rule.startswith("unsupported image format")
+    assert "JPEG, PNG" in err.rule
+
+
+def test_message_never_contains_the_bytes():
+    payload = b"\x89PNG\r\n\x1a\n" + b"CONFIDENTIAL-PAYLOAD" * 10
+    err = _reject(payload)
+    assert "CONFIDENTIAL" not in str(err) and "CONFIDENTIAL" not in repr(err)
+    assert err.__cause__ is None
+
+
+def test_bad_arguments():
+    data = _encode(_image("L", 8, 8), "PNG")
+    with pytest.raises(TypeError):
+        preprocess_image("not bytes", max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        preprocess_image(data, max_bytes=0, max_pixels=MAX_PIXELS)
+    with pytest.raises(ValueError):
+        preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=0)
+    _check_tensor(preprocess_image(bytearray(data), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS))

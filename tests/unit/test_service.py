@@ -1,0 +1,71 @@
+"""The service class's methods called directly (in-process), on the real artifacts."""
+
+import pytest
+
+from tests.utils.payloads import BINARY, EXAMPLES, mri_test_image
+from vitalcheck.catalog import TABULAR_MODELS
+from vitalcheck.predictors.tabular import records_to_frame
+from vitalcheck.schemas.fitbit import FitbitInput
+from vitalcheck.schemas.hospital import HospitalQuery
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_method_equals_pipeline(svc, service_module, name):
+    record = service_module.INPUT_MODELS[name].model_validate(EXAMPLES[name])
+    answer = getattr(svc, name)(record)
+    predictor = svc.api.registry.tabular[name]
+    expected = predictor.outputs(records_to_frame(TABULAR_MODELS[name], [EXAMPLES[name]]))[0]
+    prediction = answer.prediction
+    if name in BINARY:
+        assert prediction.probability == pytest.approx(expected[1], abs=1e-12)
+    elif name == "sleep":
+        assert list(prediction.probabilities.values()) == pytest.approx(list(expected), abs=1e-12)
+    elif name == "insurance":
+        assert [prediction.charges_usd, prediction.lower_usd, prediction.upper_usd] == pytest.approx(list(expected))
+    else:
+        assert prediction.life_expectancy_years == pytest.approx(float(expected))
+    assert answer.model.sha256 == predictor.card.sha256
+
+
+def test_contributors_are_the_documented_differences(svc, service_module):
+    """Each contribution equals the probability minus the probability with that field at its baseline."""
+    record = service_module.INPUT_MODELS["heart"].model_validate(EXAMPLES["heart"])
+    answer = svc.heart(record)
+    predictor = svc.api.registry.tabular["heart"]
+    for contributor in answer.prediction.contributors:
+        changed = {**EXAMPLES["heart"], contributor.feature: predictor.baseline[contributor.feature]}
+        without = predictor.outputs(records_to_frame(predictor.spec, [changed]))[0, 1]
+        assert contributor.contribution == pytest.approx(answer.prediction.probability - without, abs=1e-9)
+
+
+def test_risk_levels_follow_settings(svc, settings, service_module):
+    batch = service_module.INPUT_MODELS["stroke"].model_validate(EXAMPLES["stroke"])
+    prediction = svc.stroke(batch).prediction
+    if prediction.probability >= settings.risk_high_threshold:
+        assert prediction.risk_level == "high"
+    elif prediction.probability >= settings.risk_moderate_threshold:
+        assert prediction.risk_level == "moderate"
+    else:
+        assert prediction.risk_level == "low"
+
+
+def test_extrapolation_warning_names_field_not_value(svc, service_module):
+    payload = {**EXAMPLES["insurance"], "bmi_kg_m2": 69.5}
+    record = service_module.INPUT_MODELS["insurance"].model_validate(payload)
+    warnings = svc.insurance(record).warnings
+    assert any(w.startswith("bmi_kg_m2: outside the training range") for w in warnings)
+    assert not any("69.5" in w for w in warnings)
+
+
+def test_brain_tumor_reads_real_slices(svc, data_dir):
+    for label in ("glioma", "meningioma", "notumor", "pituitary"):
+        answer = svc.brain_tumor(mri_test_image(data_dir, label))
+        assert answer.prediction.predicted_class in answer.prediction.probabilities
+
+
+def test_fitbit_and_hospital(svc):
+    percentiles = svc.fitbit_percentiles(FitbitInput(total_steps=8000, minutes_asleep=400)).percentiles
+    assert [p.metric for p in percentiles] == ["total_steps", "minutes_asleep"]
+    result = svc.hospital_analytics(HospitalQuery(week_from=10, week_to=12))
+    assert result.summary.n_rows == len(result.rows) == 12
+    assert result.summary.total_patients_request == sum(r.patients_request for r in result.rows)

@@ -1,0 +1,193 @@
+"""The request handling behind every endpoint, independent of BentoML so that it is testable.
+
+:class:`VitalCheckAPI` receives the loaded :class:`~vitalcheck.registry.Registry` and the
+settings by injection; ``service.py`` builds one per worker and each ``@bentoml.api``
+method delegates to it in one line. Errors are raised as
+:func:`~vitalcheck.errors.request_error` (HTTP 400 naming the field and the rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from vitalcheck.catalog import MODELS, REFERENCE_TABLES
+from vitalcheck.errors import request_error
+from vitalcheck.imaging import ImageRejected
+from vitalcheck.registry import Registry
+from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope
+from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction, MetricPercentile
+from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
+from vitalcheck.schemas.models import ModelList, ServedModel
+from vitalcheck.settings import Settings
+from vitalcheck.training import loaders
+
+
+class VitalCheckAPI:
+    """All endpoint logic over one loaded registry.
+
+    Args:
+        registry: the loaded models and tables.
+        settings: thresholds and limits.
+        input_models: catalog name → the request model of that tabular task (used to
+            validate uploaded files with the same rules as JSON records).
+
+    """
+
+    def __init__(self, registry: Registry, settings: Settings, input_models: dict[str, type[BaseModel]]) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._row_adapters = {name: TypeAdapter(list[model]) for name, model in input_models.items()}
+
+    # ---- tabular ----------------------------------------------------------------------------
+    def _score(self, name: str, records: Sequence[BaseModel]) -> list[Any]:
+        return self.registry.tabular[name].predict(
+            records, moderate=self.settings.risk_moderate_threshold, high=self.settings.risk_high_threshold
+        )
+
+    def single(self, name: str, record: BaseModel) -> Envelope:
+        """Score one record of tabular model ``name``; warnings name out-of-range and imputed inputs."""
+        predictor = self.registry.tabular[name]
+        (prediction,) = self._score(name, [record])
+        return Envelope(model=predictor.info, prediction=prediction, warnings=predictor.warnings([record.model_dump()]))
+
+    def batch(self, name: str, records: Sequence[BaseModel]) -> BatchEnvelope:
+        """Score many records of tabular model ``name`` with one vectorised predict call."""
+        predictor = self.registry.tabular[name]
+        warnings = predictor.warnings([r.model_dump() for r in records], prefix="records")
+        return BatchEnvelope(model=predictor.info, predictions=self._score(name, records), warnings=warnings)
+
+    def file(self, name: str, path: Path) -> BatchEnvelope:
+        """Score an uploaded CSV or Parquet file in the data set's own format (target column optional).
+
+        Raises:
+            ValidationError: the file is too large, unreadable, lacks a required column, has
+                more rows than allowed, or a row breaks a field's rule (``loc`` = row, field).
+
+        """
+        self._check_size("file", path)
+        try:
+            raw = loaders.read_source(path)
+        except Exception:
+            raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+        if len(raw) == 0:
+            raise request_error("file", "file_empty", "the file has no rows")
+        if len(raw) > self.settings.max_batch_records:
+            raise request_error("file", "too_many_rows", f"more than {self.settings.max_batch_records} rows")
+        try:
+            features = loaders.features(name, raw)
+        except loaders.MissingColumnError as exc:
+            raise request_error("file", "missing_column", f"required column {exc.column!r} is missing") from None
+        except loaders.ColumnFormatError as exc:
+            message = f"column {exc.column!r} holds a value that is not a valid {exc.kind}"
+            raise request_error("file", "malformed_column", message) from None
+        except (ValueError, TypeError):
+            raise request_error(
+                "file", "malformed_file", "a column could not be parsed in its documented format"
+            ) from None
+        rows = features.astype(object).where(features.notna(), None).to_dict("records")
+        try:
+            records = self._row_adapters[name].validate_python(rows)
+        except ValidationError as exc:
+            raise _relabel(exc, "file") from None
+        return self.batch(name, records)
+
+    # ---- imaging, reference tables, models ---------------------------------------------------
+    def brain_tumor(self, path: Path) -> Envelope:
+        """Classify one uploaded brain MRI slice (JPEG or PNG).
+
+        Raises:
+            ValidationError: the upload is too large, not a decodable JPEG/PNG, or has too many pixels.
+
+        """
+        self._check_size("image", path)
+        predictor = self.registry.brain_tumor
+        try:
+            probabilities = predictor.predict_bytes(
+                path.read_bytes(), max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels
+            )
+        except ImageRejected as exc:
+            raise request_error("image", "image_rejected", exc.rule) from None
+        classes = MODELS["brain_tumor"].classes
+        prediction = ClassPrediction(
+            probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
+            predicted_class=classes[int(np.argmax(probabilities))],
+        )
+        return Envelope(model=predictor.info, prediction=prediction)
+
+    def fitbit(self, day: FitbitInput) -> FitbitPrediction:
+        """Percentile of each submitted daily metric within the Fitbit cohort."""
+        table = self.registry.fitbit
+        facts = {m.name: m for m in table.metrics}
+        return FitbitPrediction(
+            percentiles=[
+                MetricPercentile(
+                    metric=metric,
+                    unit=facts[metric].unit,
+                    percentile=table.percentile_of(metric, value),
+                    cohort_user_days=facts[metric].n_user_days,
+                    cohort_users=facts[metric].n_users,
+                )
+                for metric, value in day.model_dump(exclude_none=True).items()
+            ]
+        )
+
+    def hospital(self, query: HospitalQuery) -> HospitalAnalytics:
+        """Weekly rows matching the service and week range, with their summary."""
+        rows, summary = self.registry.hospital.query(query.service, query.week_from, query.week_to)
+        return HospitalAnalytics(rows=_json_records(rows), summary=summary)
+
+    def models(self) -> ModelList:
+        """Every served model with its card's facts, and both reference tables."""
+        served = []
+        for name in MODELS:
+            predictor = self.registry.tabular.get(name) or self.registry.brain_tumor
+            card = predictor.card
+            served.append(
+                ServedModel(
+                    model=predictor.info,
+                    task=card.task,
+                    estimator=card.estimator,
+                    dataset=card.dataset.model_dump(),
+                    split=card.split,
+                    metrics=card.metrics,
+                    baseline_metrics=card.baseline_metrics,
+                    framework_versions=card.framework_versions,
+                    intended_use=card.intended_use,
+                )
+            )
+        tables = {
+            name: {"file": REFERENCE_TABLES[name], "rows": len(table.frame), "metadata": table.metadata}
+            for name, table in (
+                ("fitbit_percentiles", self.registry.fitbit),
+                ("hospital_analytics", self.registry.hospital),
+            )
+        }
+        return ModelList(models=served, reference_tables=tables)
+
+    def _check_size(self, field: str, path: Path) -> None:
+        if path.stat().st_size > self.settings.max_upload_bytes:
+            raise request_error(field, "upload_too_large", f"upload exceeds {self.settings.max_upload_bytes} bytes")
+
+
+def _relabel(exc: ValidationError, field: str) -> ValidationError:
+    """Re-raise row validation errors under ``file`` with (row index, column) locations, without values."""
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    details = [
+        InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=(field, *e["loc"]), input=None)
+        for e in exc.errors(include_input=False, include_context=False, include_url=False)
+    ]
+    return ValidationError.from_exception_data("request", details)
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in frame.astype(object).where(frame.notna(), None).to_dict("records")
+    ]

@@ -1,0 +1,113 @@
+"""The registry: everything VitalCheck serves, loaded and checked once per process.
+
+:meth:`Registry.load` is all-or-nothing: every artifact is checked against its model
+card's sha256 before it is unpickled or opened, every model must reproduce its golden
+outputs, and both reference tables must have their schema. Any failure raises one
+:class:`~vitalcheck.cards.ArtifactCheckError` naming every artifact that failed, so a
+half-loaded service never serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from vitalcheck.cards import ArtifactCheckError
+from vitalcheck.catalog import BRAIN_TUMOR, REFERENCE_TABLES, TABULAR_MODELS
+from vitalcheck.predictors.mri import ImagePredictor
+from vitalcheck.predictors.tabular import TabularPredictor
+from vitalcheck.reference import (
+    FitbitPercentiles,
+    HospitalAnalytics,
+    load_fitbit_percentiles,
+    load_hospital_analytics,
+)
+from vitalcheck.settings import Settings
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """Where one model's artifact and card lie (a BentoML model-store entry, or a plain folder).
+
+    Attributes:
+        directory: folder holding the artifact and its ``.card.json``.
+        tag: model-store tag reported in responses (``vitalcheck-diabetes:<version>``).
+
+    """
+
+    directory: Path
+    tag: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The loaded state handed to every API method.
+
+    Attributes:
+        tabular: the seven scikit-learn predictors, by catalog name.
+        brain_tumor: the ONNX image classifier.
+        fitbit: the Fitbit percentile table.
+        hospital: the hospital weekly table.
+
+    """
+
+    tabular: Mapping[str, TabularPredictor]
+    brain_tumor: ImagePredictor
+    fitbit: FitbitPercentiles
+    hospital: HospitalAnalytics
+
+    @classmethod
+    def load(cls, locations: Mapping[str, StoredArtifact | None], reference_dir: Path, settings: Settings) -> Registry:
+        """Load and check all eight models and both tables.
+
+        Args:
+            locations: catalog name → where its artifact lies (None: not in the model store).
+            reference_dir: folder of the two Parquet tables.
+            settings: ONNX thread counts and image limits.
+
+        Raises:
+            ArtifactCheckError: one or more artifacts are missing, tampered, built with other
+                library versions, fail their golden check, or a table lacks its schema; the
+                message names each one.
+
+        """
+        failures: list[str] = []
+
+        def attempt(what: str, load):
+            try:
+                return load()
+            except (ArtifactCheckError, ValueError, OSError) as exc:
+                failures.append(f"{what}: {exc}")
+                return None
+
+        def located(name: str) -> StoredArtifact:
+            where = locations.get(name)
+            if where is None:
+                raise ArtifactCheckError(
+                    f"model {name} is not in the BentoML model store; run `python import_models.py`"
+                )
+            return where
+
+        tabular = {}
+        for name, spec in TABULAR_MODELS.items():
+            tabular[name] = attempt(spec.artifact, lambda s=spec: TabularPredictor.load(s, **_kw(located(s.name))))
+        brain_tumor = attempt(
+            BRAIN_TUMOR.artifact,
+            lambda: ImagePredictor.load(
+                **_kw(located(BRAIN_TUMOR.name)),
+                intra_op_threads=settings.onnx_intra_op_threads,
+                inter_op_threads=settings.onnx_inter_op_threads,
+            ),
+        )
+        fitbit_file = reference_dir / REFERENCE_TABLES["fitbit_percentiles"]
+        hospital_file = reference_dir / REFERENCE_TABLES["hospital_analytics"]
+        fitbit = attempt(fitbit_file.name, lambda: load_fitbit_percentiles(fitbit_file))
+        hospital = attempt(hospital_file.name, lambda: load_hospital_analytics(hospital_file))
+        if failures:
+            raise ArtifactCheckError("refusing to serve; " + "; ".join(failures))
+        return cls(tabular=tabular, brain_tumor=brain_tumor, fitbit=fitbit, hospital=hospital)
+
+
+def _kw(where: StoredArtifact) -> dict:
+    return {"directory": where.directory, "tag": where.tag}

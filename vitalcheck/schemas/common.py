@@ -1,0 +1,154 @@
+"""Shared response shapes and the catalog-driven request models of the tabular tasks."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from vitalcheck.catalog import ModelSpec
+from vitalcheck.settings import get_settings
+
+API_VERSION = "1.0.0"
+"""Version of the VitalCheck HTTP API (the original design's routes and envelope)."""
+
+P = TypeVar("P")
+
+StrictInput = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=200)
+"""Request models refuse unknown fields, NaN/Infinity and over-long strings."""
+
+
+class ModelInfo(BaseModel):
+    """Which model answered."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str = Field(description="Short model name, e.g. 'diabetes'.")
+    tag: str = Field(description="BentoML model-store tag (name:version) of the served artifact.")
+    version: str = Field(description="Model-store version of the served artifact.")
+    sha256: str = Field(description="sha256 of the served artifact, as recorded in its model card.")
+
+
+class Envelope(BaseModel, Generic[P]):
+    """Every single-record response: the API version, the served model, the prediction and warnings."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    api_version: str = Field(API_VERSION, description="VitalCheck API version.")
+    model: ModelInfo = Field(description="The model that produced the prediction.")
+    prediction: P = Field(description="The task's prediction.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things the caller should know, e.g. each input outside the range seen in training "
+        "(the model is extrapolating). Warnings name the field and the training range, never the value.",
+    )
+
+
+class BatchEnvelope(BaseModel, Generic[P]):
+    """Every batch response: one prediction per submitted record, in order."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    api_version: str = Field(API_VERSION, description="VitalCheck API version.")
+    model: ModelInfo = Field(description="The model that produced the predictions.")
+    predictions: list[P] = Field(description="One prediction per record, in the order submitted.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Per-record warnings, prefixed with the record's index (e.g. 'records[3].age_years: …').",
+    )
+
+
+class Contributor(BaseModel):
+    """One input's signed contribution to the prediction."""
+
+    feature: str = Field(description="Raw input field name.")
+    value: float | int | bool | str | None = Field(description="The value the prediction used (null: imputed).")
+    contribution: float = Field(
+        description="Prediction minus the prediction with this feature set to its training baseline "
+        "(median or mode), in the output's units (probability, years or USD). Positive pushes the output up."
+    )
+
+
+class RiskPrediction(BaseModel):
+    """A binary risk: probability, risk level and top contributors."""
+
+    probability: float = Field(ge=0, le=1, description="Probability of the positive class, in [0, 1].")
+    risk_level: Literal["low", "moderate", "high"] = Field(
+        description="'low' below VITALCHECK_RISK_MODERATE_THRESHOLD (default 0.2), 'high' at or above "
+        "VITALCHECK_RISK_HIGH_THRESHOLD (default 0.5), 'moderate' in between."
+    )
+    contributors: list[Contributor] = Field(description="Top-5 contributors, largest |contribution| first.")
+
+
+def _describe(feature) -> str:
+    parts = [feature.description]
+    if feature.unit:
+        parts.append(f"Unit: {feature.unit}.")
+    if feature.valid_min is not None or feature.valid_max is not None:
+        parts.append(f"Valid range: {feature.valid_min:g} to {feature.valid_max:g}.")
+    if feature.categories:
+        parts.append("One of: " + ", ".join(repr(c) for c in feature.categories) + ".")
+    if feature.nullable:
+        parts.append("Required, but may be null when unknown (the model imputes it).")
+    parts.append(f"Source column: '{feature.source_column.strip()}'.")
+    return " ".join(parts)
+
+
+_PY_TYPES: dict[str, Any] = {"number": float, "integer": int, "boolean": bool}
+
+
+def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: str) -> type[BaseModel]:
+    """Build the request model of a tabular task from its catalog record.
+
+    Every feature becomes a required field named as in the catalog, typed (float, int, bool
+    or a Literal of the categories), bounded by its valid range, nullable where the
+    catalog says so, with a description giving unit, range and source column, and the
+    example value. Unknown fields, NaN and Infinity are refused.
+
+    Args:
+        spec: the model's catalog record.
+        example: one real record (used as the OpenAPI example and by tests).
+        class_name: name of the generated class (shown in OpenAPI), e.g. ``DiabetesInput``.
+
+    Returns:
+        A pydantic model class.
+
+    """
+    fields: dict[str, Any] = {}
+    for f in spec.features:
+        typ: Any = _PY_TYPES.get(f.type) or Literal[f.categories]  # type: ignore[valid-type]
+        if f.nullable:
+            typ = typ | None
+        bounds = {} if f.type in ("category", "boolean") else {"ge": f.valid_min, "le": f.valid_max}
+        fields[f.name] = (typ, Field(..., description=_describe(f), examples=[example[f.name]], **bounds))
+    config = ConfigDict(**StrictInput, json_schema_extra={"examples": [example]})
+    doc = f"Raw inputs of the {spec.name} model. {spec.task}"
+    return create_model(class_name, __config__=config, __doc__=doc, **fields)
+
+
+def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[BaseModel]:
+    """Build a batch request model ``{"records": [record, ...]}`` of 1 to VITALCHECK_MAX_BATCH_RECORDS records."""
+    max_records = get_settings().max_batch_records
+    field = Field(
+        ...,
+        min_length=1,
+        max_length=max_records,
+        description=f"Between 1 and {max_records} records; scored with one vectorised predict call.",
+    )
+    return create_model(
+        class_name,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"A batch of {record_model.__name__} records.",
+        records=(list[record_model], field),  # type: ignore[valid-type]
+    )
+
+
+class ClassPrediction(BaseModel):
+    """A multiclass prediction: probability of every class and the most probable one."""
+
+    probabilities: dict[str, float] = Field(description="Probability of each class (sum 1), keyed by class name.")
+    predicted_class: str = Field(description="The most probable class.")
+    contributors: list[Contributor] = Field(
+        default_factory=list,
+        description="Top-5 contributors to the predicted class's probability (tabular models only; empty for images).",
+    )

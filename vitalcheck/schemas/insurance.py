@@ -1,0 +1,29 @@
+"""Request schemas of the insurance model (`POST /api/v1/insurance`); responses use :class:`InsurancePrediction`."""
+
+from pydantic import BaseModel, Field
+
+from vitalcheck.catalog import INSURANCE
+from vitalcheck.schemas.common import Contributor, batch_input_model, tabular_input_model
+
+EXAMPLE = {
+    "age_years": 19,
+    "sex": "female",
+    "bmi_kg_m2": 27.9,
+    "children": 0,
+    "smoker": True,
+    "region": "southwest",
+}
+"""A real record from the shared data set (INSURANCE.dataset), used as the OpenAPI example and in tests."""
+
+InsuranceInput = tabular_input_model(INSURANCE, EXAMPLE, "InsuranceInput")
+InsuranceBatchInput = batch_input_model(InsuranceInput, "InsuranceBatchInput")
+
+
+class InsurancePrediction(BaseModel):
+    """Predicted annual medical charges with a calibrated 90 % prediction interval."""
+
+    charges_usd: float = Field(description="Central estimate of annual charges, USD/year.")
+    lower_usd: float = Field(description="Lower end of the 90 % interval (conformalised 5 % quantile), USD/year.")
+    upper_usd: float = Field(description="Upper end of the 90 % interval (conformalised 95 % quantile), USD/year.")
+    interval_level: float = Field(0.9, description="Nominal coverage of [lower_usd, upper_usd] (0.9).")
+    contributors: list[Contributor] = Field(description="Top-5 contributors to charges_usd, in USD/year.")

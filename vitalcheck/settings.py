@@ -1,0 +1,72 @@
+"""VitalCheck's one settings object, read from ``VITALCHECK_*`` environment variables or ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service and training settings. Every field can be set as ``VITALCHECK_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="VITALCHECK_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        PROJECT_ROOT.parent / "shared" / "datasets",
+        description="Directory of the shared public data sets (training and evaluation only).",
+    )
+    artifacts_dir: Path = Field(
+        PROJECT_ROOT / "artifacts",
+        description="Where training writes pickles, the ONNX file and model cards; import_models.py reads it.",
+    )
+    reference_dir: Path = Field(
+        PROJECT_ROOT / "reference",
+        description="Directory holding fitbit_percentiles.parquet and hospital_analytics.parquet.",
+    )
+    onnx_intra_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op thread count.")
+    onnx_inter_op_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime inter-op thread count.")
+    risk_moderate_threshold: float = Field(
+        0.2, gt=0, lt=1, description="Probability at or above which risk is 'moderate' (below it: 'low')."
+    )
+    risk_high_threshold: float = Field(0.5, gt=0, lt=1, description="Probability at or above which risk is 'high'.")
+    max_batch_records: int = Field(10_000, ge=1, le=1_000_000, description="Most records one batch request may hold.")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest accepted upload (image, CSV or Parquet file), in bytes."
+    )
+    max_request_bytes: int = Field(
+        25 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body, in bytes (answered 413 before it is parsed).",
+    )
+    max_image_pixels: int = Field(
+        4096 * 4096,
+        ge=64 * 64,
+        description="Largest accepted image, in pixels (width × height), checked before decoding.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="When set, every /api/ endpoint requires 'Authorization: Bearer <token>' (401 otherwise); "
+        "health (/livez, /readyz) and /metrics stay open. At least 16 characters.",
+    )
+    compute_threads: int = Field(
+        1, ge=1, le=64, description="Threads per worker for scikit-learn/OpenMP/BLAS (1 avoids oversubscription)."
+    )
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", description="Log level.")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if self.risk_moderate_threshold >= self.risk_high_threshold:
+            raise ValueError("risk_moderate_threshold must be below risk_high_threshold")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once and cached."""
+    return Settings()

@@ -1,0 +1,431 @@
+"""One loader per shared data set: source CSV → (X with catalog feature names, y).
+
+Every loader takes the path of a file in the data set's source format (the shared CSV or any
+file with the same columns and codes, e.g. new rows) and returns ``(X, y)``:
+
+* ``X``: a DataFrame with exactly the catalog features (:mod:`vitalcheck.catalog`), in
+  ``spec.feature_names`` order. Numbers are float64 (integer features int64 when complete),
+  booleans Python ``bool`` (object dtype with ``None`` where missing), categories strings
+  (``None`` where missing). Source missing-value codes (zeros that mean "not measured",
+  ``N/A``) are already NaN / ``None``.
+* ``y``: the catalog class label (classifiers, a string of ``spec.classes``) or the
+  regression target (float64, in ``spec.target_unit``), aligned with ``X``.
+
+The row index is the 0-based row number in the file, so rows can be traced back.
+:func:`load_with_meta` also returns the non-feature columns a split needs (heart: site,
+life expectancy: country).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
+
+DATA_FILES: dict[str, str] = {
+    "diabetes": "diabetes/diabetes.csv",
+    "heart": "heart/heart_disease_uci.csv",
+    "stroke": "stroke/healthcare-dataset-stroke-data.csv",
+    "breast_cancer": "breast_cancer/wdbc.csv",
+    "sleep": "sleep/Sleep_health_and_lifestyle_dataset.csv",
+    "life_expectancy": "life_expectancy/who_life_expectancy.csv",
+    "insurance": "insurance/insurance.csv",
+}
+"""Each tabular model's training file, relative to the data directory."""
+
+# Strings read as missing. "None" is deliberately absent: it is a class of the sleep data set.
+_NA_STRINGS = ["", "N/A", "NA", "n/a", "NaN", "nan"]
+_TRUE = {"true": True, "yes": True, "1": True, "1.0": True, "false": False, "no": False, "0": False, "0.0": False}
+
+
+def data_file(name: str, data_dir: str | Path) -> Path:
+    """Return the path of model ``name``'s training file under ``data_dir``.
+
+    Raises:
+        KeyError: ``name`` is not a tabular model.
+
+    """
+    return Path(data_dir) / DATA_FILES[name]
+
+
+def _norm(column: str) -> str:
+    """Column-name key that ignores stray and doubled spaces ("Measles " → "Measles")."""
+    return " ".join(str(column).split())
+
+
+def _read_csv(path: str | Path) -> pd.DataFrame:
+    raw = pd.read_csv(path, keep_default_na=False, na_values=_NA_STRINGS)
+    raw.columns = [_norm(c) for c in raw.columns]
+    return raw
+
+
+class MissingColumnError(ValueError):
+    """A required source column is absent; ``column`` names it (as in the source format)."""
+
+    def __init__(self, path: str | Path, column: str) -> None:
+        super().__init__(f"{path}: column {column!r} is missing")
+        self.column = column
+
+
+class ColumnFormatError(ValueError):
+    """A source column holds a value that cannot be read as its documented type; ``column`` names it."""
+
+    def __init__(self, path: str | Path, column: str, kind: str) -> None:
+        super().__init__(f"{path}: column {column!r} holds a value that is not a valid {kind}")
+        self.column = column
+        self.kind = kind
+
+
+def _column(raw: pd.DataFrame, source: str, path: str | Path) -> pd.Series:
+    key = _norm(source)
+    if key not in raw.columns:
+        raise MissingColumnError(path, source)
+    return raw[key]
+
+
+def _to_bool(series: pd.Series, name: str) -> pd.Series:
+    """Map True/False, Yes/No, 1/0 (any case) to Python bool; missing → None."""
+
+    def convert(value: object) -> bool | None:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        key = str(value).strip().lower()
+        if key not in _TRUE:
+            raise ValueError(f"column {name!r}: {value!r} is not a boolean (True/False, Yes/No, 1/0)")
+        return _TRUE[key]
+
+    out = series.map(convert).astype(object)
+    if out.notna().all():
+        return out.astype(bool)
+    return out.where(out.notna(), None)
+
+
+def _to_category(series: pd.Series) -> pd.Series:
+    out = series.astype(object)
+    return out.where(out.notna(), None).map(lambda v: v if v is None else str(v).strip())
+
+
+def _features(
+    raw: pd.DataFrame, spec: ModelSpec, path: str | Path, derived: dict[str, pd.Series] | None = None
+) -> pd.DataFrame:
+    """Build the catalog-named feature frame from a parsed source frame."""
+    derived = derived or {}
+    columns: dict[str, pd.Series] = {}
+    for feat in spec.features:
+        series = derived[feat.name] if feat.name in derived else _column(raw, feat.source_column, path)
+        try:
+            columns[feat.name] = _convert(series, feat.type, feat.source_column)
+        except (ValueError, TypeError) as exc:
+            raise ColumnFormatError(path, feat.source_column, feat.type) from exc
+    return pd.DataFrame(columns, index=raw.index)[spec.feature_names]
+
+
+def _convert(series: pd.Series, kind: str, source_column: str) -> pd.Series:
+    if kind in ("number", "integer"):
+        series = pd.to_numeric(series, errors="raise").astype("float64")
+        if kind == "integer" and series.notna().all() and (series == series.round()).all():
+            series = series.astype("int64")
+        return series
+    if kind == "boolean":
+        return _to_bool(series, source_column)
+    return _to_category(series)
+
+
+def _zero_is_missing(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    X = X.copy()
+    for col in columns:
+        X[col] = X[col].astype("float64").mask(X[col] == 0)
+    return X
+
+
+def _labels(values: pd.Series, mapping: dict[object, str], column: str, path: str | Path) -> pd.Series:
+    out = values.map(lambda v: mapping.get(v, mapping.get(str(v).strip())))
+    bad = sorted({str(v) for v in values[out.isna()]})
+    if bad:
+        raise ValueError(f"{path}: unexpected values {bad} in target column {column!r}")
+    return out.astype(object).rename("target")
+
+
+Loaded = tuple[pd.DataFrame, pd.Series, pd.DataFrame]
+
+
+def _diabetes_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    X = _features(raw, TABULAR_MODELS["diabetes"], path)
+    return _zero_is_missing(
+        X, ["glucose_mg_dl", "diastolic_bp_mm_hg", "skin_thickness_mm", "insulin_uu_ml", "bmi_kg_m2"]
+    )
+
+
+def _diabetes(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    X = _diabetes_features(raw, path)
+    y = _labels(
+        _column(raw, "Outcome", path),
+        {0: "no_diabetes", 1: "diabetes", "0": "no_diabetes", "1": "diabetes"},
+        "Outcome",
+        path,
+    )
+    return X, y, pd.DataFrame(index=raw.index)
+
+
+def _heart_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    return _zero_is_missing(_features(raw, TABULAR_MODELS["heart"], path), ["cholesterol_mg_dl", "resting_bp_mm_hg"])
+
+
+def _heart(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    X = _heart_features(raw, path)
+    num = pd.to_numeric(_column(raw, "num", path), errors="raise")
+    if num.isna().any() or ((num < 0) | (num > 4)).any():
+        raise ValueError(f"{path}: target column 'num' must be 0-4 without missing values")
+    y = (num > 0).map({False: "no_heart_disease", True: "heart_disease"}).astype(object).rename("target")
+    meta = pd.DataFrame({"site": _column(raw, "dataset", path).astype(str)}, index=raw.index)
+    return X, y, meta
+
+
+def _stroke(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    X = _plain_features("stroke", raw, path)
+    y = _labels(
+        _column(raw, "stroke", path), {0: "no_stroke", 1: "stroke", "0": "no_stroke", "1": "stroke"}, "stroke", path
+    )
+    return X, y, pd.DataFrame(index=raw.index)
+
+
+def _breast_cancer(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    X = _plain_features("breast_cancer", raw, path)
+    y = _labels(_column(raw, "diagnosis", path), {"M": "malignant", "B": "benign"}, "diagnosis", path)
+    return X, y, pd.DataFrame(index=raw.index)
+
+
+def _sleep_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    bp = _column(raw, "Blood Pressure", path).astype(str).str.strip()
+    parts = bp.str.extract(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
+    bad = bp[parts[0].isna()]
+    if len(bad):
+        raise ValueError(f"{path}: 'Blood Pressure' values {sorted(set(bad))[:5]} are not 'systolic/diastolic'")
+    derived = {"systolic_bp_mm_hg": parts[0], "diastolic_bp_mm_hg": parts[1]}
+    return _features(raw, TABULAR_MODELS["sleep"], path, derived=derived)
+
+
+def _sleep(path: str | Path) -> Loaded:
+    spec = TABULAR_MODELS["sleep"]
+    raw = _read_csv(path)
+    X = _sleep_features(raw, path)
+    labels = {c: c for c in spec.classes}
+    y = _labels(_column(raw, "Sleep Disorder", path), labels, "Sleep Disorder", path)
+    return X, y, pd.DataFrame(index=raw.index)
+
+
+def _life_expectancy_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    X = _features(raw, TABULAR_MODELS["life_expectancy"], path)
+    # An income-composition index of 0 or 0 years of schooling are "not reported" codes.
+    return _zero_is_missing(X, ["income_composition_index", "schooling_years"])
+
+
+def _life_expectancy(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    target = pd.to_numeric(_column(raw, "Life expectancy", path), errors="raise").astype("float64")
+    raw = raw.loc[target.notna()]
+    X = _life_expectancy_features(raw, path)
+    y = target.loc[raw.index].rename("target")
+    meta = pd.DataFrame({"country": _column(raw, "Country", path).astype(str)}, index=raw.index)
+    return X, y, meta
+
+
+def _insurance(path: str | Path) -> Loaded:
+    raw = _read_csv(path)
+    X = _plain_features("insurance", raw, path)
+    y = pd.to_numeric(_column(raw, "charges", path), errors="raise").astype("float64").rename("target")
+    if y.isna().any():
+        raise ValueError(f"{path}: target column 'charges' has missing values")
+    return X, y, pd.DataFrame(index=raw.index)
+
+
+def _plain_features(name: str, raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    return _features(raw, TABULAR_MODELS[name], path)
+
+
+_FEATURE_BUILDERS: dict[str, Callable[[pd.DataFrame, str | Path], pd.DataFrame]] = {
+    "diabetes": _diabetes_features,
+    "heart": _heart_features,
+    "stroke": lambda raw, path: _plain_features("stroke", raw, path),
+    "breast_cancer": lambda raw, path: _plain_features("breast_cancer", raw, path),
+    "sleep": _sleep_features,
+    "life_expectancy": _life_expectancy_features,
+    "insurance": lambda raw, path: _plain_features("insurance", raw, path),
+}
+
+
+def read_source(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file in a data set's source format, with its missing-value codes.
+
+    Parquet is recognised by its magic bytes; anything else is read as CSV with the loaders'
+    missing-value strings. Column names are normalised (stray and doubled spaces removed).
+
+    Raises:
+        ValueError: the file is neither readable Parquet nor CSV.
+    """
+    with open(path, "rb") as fh:
+        is_parquet = fh.read(4) == b"PAR1"
+    if not is_parquet:
+        return _read_csv(path)
+    raw = pd.read_parquet(path)
+    raw.columns = [_norm(c) for c in raw.columns]
+    return raw
+
+
+def features(name: str, raw: pd.DataFrame, path: str | Path = "<upload>") -> pd.DataFrame:
+    """Build model ``name``'s catalog features from a frame in the source format (target optional).
+
+    Applies the same parsing as the training loaders (missing-value codes, blood-pressure
+    split, stray spaces in column names); used to score uploaded files.
+
+    Args:
+        name: tabular model name (catalog key).
+        raw: frame as read by :func:`read_source` (source column names).
+        path: name used in error messages.
+
+    Returns:
+        DataFrame of shape (n_rows, n_features), catalog feature names in pipeline order.
+
+    Raises:
+        MissingColumnError: a required source column is absent.
+        ValueError: a value cannot be parsed in its documented format.
+    """
+    raw = raw.rename(columns=_norm)
+    return _FEATURE_BUILDERS[name](raw, path)
+
+
+_READERS: dict[str, Callable[[str | Path], Loaded]] = {
+    "diabetes": _diabetes,
+    "heart": _heart,
+    "stroke": _stroke,
+    "breast_cancer": _breast_cancer,
+    "sleep": _sleep,
+    "life_expectancy": _life_expectancy,
+    "insurance": _insurance,
+}
+
+
+def load_with_meta(name: str, path: str | Path) -> Loaded:
+    """Load a data set file with the non-feature columns its split needs.
+
+    Args:
+        name: tabular model name (catalog key).
+        path: file in the data set's source format.
+
+    Returns:
+        ``(X, y, meta)``: features (n_rows, n_features), target (n_rows,), and a frame with
+        the same index holding ``site`` (heart) or ``country`` (life expectancy); empty
+        otherwise.
+
+    Raises:
+        KeyError: ``name`` is not a tabular model.
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a required column is missing or a value cannot be parsed.
+
+    """
+    return _READERS[name](path)
+
+
+def load(name: str, path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Load a data set file as ``(X, y)`` (see the module docstring); errors as :func:`load_with_meta`."""
+    X, y, _ = load_with_meta(name, path)
+    return X, y
+
+
+def load_diabetes(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Pima Indians Diabetes (``diabetes.csv``): 8 features; y ``no_diabetes``/``diabetes`` from ``Outcome``.
+
+    Zeros in Glucose, BloodPressure, SkinThickness, Insulin and BMI become NaN.
+    """
+    return load("diabetes", path)
+
+
+def load_heart(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """UCI Heart Disease (``heart_disease_uci.csv``): 13 features; y ``heart_disease`` when ``num`` > 0.
+
+    ``chol`` = 0 and ``trestbps`` = 0 become NaN; ``fbs``/``exang`` become bool (None if
+    missing). The site column ``dataset`` is not a feature (see :func:`load_with_meta`).
+    """
+    return load("heart", path)
+
+
+def load_stroke(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Kaggle stroke data (``healthcare-dataset-stroke-data.csv``): 10 features; y ``stroke``/``no_stroke``.
+
+    ``N/A`` (or empty) BMI becomes NaN; 0/1 and Yes/No flags become bool.
+    """
+    return load("stroke", path)
+
+
+def load_breast_cancer(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Wisconsin Diagnostic Breast Cancer (``wdbc.csv``): 30 features; y ``malignant`` (M) / ``benign`` (B)."""
+    return load("breast_cancer", path)
+
+
+def load_sleep(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Sleep Health and Lifestyle: 12 features; y ``None``/``Insomnia``/``Sleep Apnea``.
+
+    ``Blood Pressure`` "sys/dia" is split into systolic and diastolic (mm Hg); the string
+    "None" is a class label here, not a missing value.
+    """
+    return load("sleep", path)
+
+
+def load_life_expectancy(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """WHO life expectancy (``who_life_expectancy.csv``): 20 features; y life expectancy in years.
+
+    Column names are matched ignoring stray spaces; rows without a target are dropped;
+    income-composition index 0 and schooling 0 become NaN.
+    """
+    return load("life_expectancy", path)
+
+
+def load_insurance(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Medical cost data (``insurance.csv``): 6 features; y annual charges in USD; smoker yes/no → bool."""
+    return load("insurance", path)
+
+
+def catalog_violations(name: str, X: pd.DataFrame) -> list[str]:
+    """List values of ``X`` that the catalog (API) would reject.
+
+    Args:
+        name: tabular model name.
+        X: features as returned by a loader.
+
+    Returns:
+        One message per feature with out-of-range numbers, unknown categories, or missing
+        values in a non-nullable feature (empty when the rows pass the catalog).
+
+    """
+    problems: list[str] = []
+    for feat in TABULAR_MODELS[name].features:
+        col = X[feat.name]
+        n_missing = int(col.isna().sum())
+        if n_missing and not feat.nullable:
+            problems.append(f"{feat.name}: {n_missing} missing values but the catalog says not nullable")
+        present = col[col.notna()]
+        if feat.type in ("number", "integer"):
+            values = present.astype("float64")
+            if feat.valid_min is not None and (values < feat.valid_min).any():
+                problems.append(
+                    f"{feat.name}: {(values < feat.valid_min).sum()} values below valid_min {feat.valid_min} (min {values.min()})"
+                )
+            if feat.valid_max is not None and (values > feat.valid_max).any():
+                problems.append(
+                    f"{feat.name}: {(values > feat.valid_max).sum()} values above valid_max {feat.valid_max} (max {values.max()})"
+                )
+            if feat.type == "integer" and (values != values.round()).any():
+                problems.append(f"{feat.name}: non-integer values")
+        elif feat.type == "category":
+            unknown = sorted(set(present) - set(feat.categories))
+            if unknown:
+                problems.append(f"{feat.name}: categories {unknown} not in the catalog")
+    return problems
