@@ -38,11 +38,20 @@ def latest_sha256(store_name: str) -> str | None:
 def register(spec: ModelSpec, artifacts_dir: Path, card: ModelCard) -> str:
     """Save one checked artifact and its card in the model store; return the new tag."""
     labels = {"task": spec.kind, "framework": card.framework, "project": "vitalcheck"}
-    metadata = card.model_dump(mode="json", exclude={"golden", "features"})
+    metadata = _without_nulls(card.model_dump(mode="json", exclude={"golden", "features", "candidates", "extra"}))
     with bentoml.models.create(spec.store_name, labels=labels, metadata=metadata) as model:
         shutil.copy2(artifacts_dir / spec.artifact, Path(model.path) / spec.artifact)
         shutil.copy2(artifacts_dir / spec.card_file, Path(model.path) / spec.card_file)
     return str(model.tag)
+
+
+def _without_nulls(value):
+    """Drop None entries recursively (BentoML metadata holds basic types only)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,9 @@ versions and golden outputs. Each API method delegates to :class:`vitalcheck.api
 Research and education only; not a medical device.
 """
 
+from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
+
+# isort: split
 import logging
 import os
 import signal
@@ -121,10 +124,7 @@ class VitalCheck:
     brain_tumor_model = MODEL_REFS["brain_tumor"]
 
     def __init__(self) -> None:
-        from threadpoolctl import threadpool_limits
-
         settings = get_settings()
-        threadpool_limits(limits=settings.compute_threads)
         try:
             registry = load_registry()
         except ArtifactCheckError as exc:

@@ -6,6 +6,13 @@ import tempfile
 
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="vitalcheck-test-bentoml-")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+# As in the service (vitalcheck/threads.py): one native thread, set before NumPy and OpenMP load.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+# The whole suite runs with authentication on and a small body limit, as a careful deployment would.
+API_TOKEN = "vitalcheck-test-token-0123456789"
+os.environ["VITALCHECK_API_TOKEN"] = API_TOKEN
+os.environ["VITALCHECK_MAX_REQUEST_BYTES"] = str(4 * 1024 * 1024)
 
 from pathlib import Path  # noqa: E402
 
@@ -64,5 +71,7 @@ def http(service_module):
     """Starlette TestClient over the service's ASGI app (runs the lifespan, so __init__ runs)."""
     from starlette.testclient import TestClient
 
-    with TestClient(service_module.VitalCheck.to_asgi(), raise_server_exceptions=False) as client:
+    app = service_module.VitalCheck.to_asgi()
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as client:
         yield client

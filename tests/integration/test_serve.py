@@ -11,6 +11,7 @@ from pathlib import Path
 import bentoml
 import pytest
 
+from tests.conftest import API_TOKEN
 from tests.utils.payloads import EXAMPLES, mri_test_image
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.predictors.tabular import records_to_frame
@@ -56,7 +57,8 @@ def client(model_store):
     port = free_port()
     process = start_server(port, dict(os.environ))
     try:
-        with bentoml.SyncHTTPClient(f"http://127.0.0.1:{port}", server_ready_timeout=READY_TIMEOUT_S) as c:
+        url = f"http://127.0.0.1:{port}"
+        with bentoml.SyncHTTPClient(url, server_ready_timeout=READY_TIMEOUT_S, token=API_TOKEN) as c:
             yield c
     finally:
         stop(process)

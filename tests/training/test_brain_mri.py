@@ -311,3 +311,17 @@ def test_train_end_to_end_on_a_tiny_data_set(tmp_path):
     result = brain_mri.evaluate(out / BRAIN_TUMOR.artifact, manifest)
     assert result["accuracy"] == pytest.approx(card.metrics["accuracy"], abs=1e-6)
     assert predictor.card.sha256 == sha256_file(out / BRAIN_TUMOR.artifact)
+
+
+def test_equalisation_augmentation_matches_pillow():
+    torch = pytest.importorskip("torch")
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(3)
+    img = np.zeros((96, 96), dtype=np.uint8)
+    img[20:80, 15:85] = rng.integers(30, 200, size=(60, 70))
+    x = torch.from_numpy(img.astype(np.float32) / 255)[None, None]
+    expected = np.asarray(ImageOps.equalize(Image.fromarray(img)), dtype=np.float32) / 255
+    np.testing.assert_allclose(brain_mri._equalize(x)[0, 0].numpy(), expected, atol=1e-6)
+    constant = torch.full((1, 1, 8, 8), 0.5)
+    np.testing.assert_allclose(brain_mri._equalize(constant).numpy(), constant.numpy(), atol=1 / 255)

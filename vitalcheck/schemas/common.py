@@ -121,9 +121,11 @@ def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: st
             typ = typ | None
         bounds = {} if f.type in ("category", "boolean") else {"ge": f.valid_min, "le": f.valid_max}
         fields[f.name] = (typ, Field(..., description=_describe(f), examples=[example[f.name]], **bounds))
-    config = ConfigDict(**StrictInput, json_schema_extra={"examples": [example]})
+    config = ConfigDict(**StrictInput, json_schema_extra={"example": example})
     doc = f"Raw inputs of the {spec.name} model. {spec.task}"
-    return create_model(class_name, __config__=config, __doc__=doc, **fields)
+    return create_model(
+        class_name, __config__=config, __doc__=doc, __module__=f"vitalcheck.schemas.{spec.name}", **fields
+    )
 
 
 def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[BaseModel]:
@@ -137,6 +139,7 @@ def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[Ba
     )
     return create_model(
         class_name,
+        __module__=record_model.__module__,
         __config__=ConfigDict(extra="forbid"),
         __doc__=f"A batch of {record_model.__name__} records.",
         records=(list[record_model], field),  # type: ignore[valid-type]

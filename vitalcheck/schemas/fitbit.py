@@ -17,7 +17,7 @@ class FitbitInput(BaseModel):
     Fitness Tracker Data, CC0).
     """
 
-    model_config = {**StrictInput, "json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = {**StrictInput, "json_schema_extra": {"example": EXAMPLE}}
 
     total_steps: float | None = Field(None, ge=0, le=100_000, description="Steps in the day (0 to 100000).")
     total_distance_km: float | None = Field(None, ge=0, le=150, description="Distance in the day, km (0 to 150).")

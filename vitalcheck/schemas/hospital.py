@@ -15,7 +15,7 @@ EXAMPLE = {"service": "emergency", "week_from": 1, "week_to": 4}
 class HospitalQuery(BaseModel):
     """Filter the weekly table of the Hospital Beds Management data (synthetic, CC0)."""
 
-    model_config = {**StrictInput, "json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = {**StrictInput, "json_schema_extra": {"example": EXAMPLE}}
 
     service: Literal["emergency", "surgery", "general_medicine", "ICU"] | None = Field(
         None, description="Hospital service; null for all services."

@@ -35,7 +35,7 @@ import platform
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +55,14 @@ from vitalcheck.predictors.mri import (
     predict_probabilities,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # On a shared CPU, OpenMP threads that spin while waiting for a descheduled sibling make
 # two-thread training several times slower than one thread; passive waiting avoids that.
 # libgomp reads this when torch is first imported, so it must be set before that import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if "torch" in sys.modules:  # pragma: no cover - depends on the importer
-    log.debug("torch was imported before %s; OMP_WAIT_POLICY may not apply", __name__)
+    logger.debug("torch was imported before %s; OMP_WAIT_POLICY may not apply", __name__)
 
 CLASSES: tuple[str, ...] = BRAIN_TUMOR.classes
 """Output class order (catalog): glioma, meningioma, notumor, pituitary."""
@@ -97,6 +97,9 @@ AUG_TRANSLATE = 0.06
 AUG_GAMMA = (0.7, 1.4)
 AUG_CONTRAST = 0.15
 AUG_BRIGHTNESS = 0.05
+AUG_EQUALIZE = 0.25
+"""Share of training images whose intensity histogram is equalised: the histogram alone tells the
+no-tumour collection from the tumour one, so the model is taught not to rely on it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,12 +439,38 @@ def describe_model(width: int = WIDTH) -> str:
     )
 
 
+def _equalize(x):
+    """Histogram-equalise each image of a batch in [0, 1] as Pillow's ``ImageOps.equalize`` does (256 levels).
+
+    Args:
+        x: (n, 1, H, W) float tensor in [0, 1].
+
+    Returns:
+        Tensor of the same shape in [0, 1].
+    """
+    import torch
+
+    n = x.shape[0]
+    q = (x.reshape(n, -1) * 255).round().long().clamp(0, 255)
+    hist = torch.zeros(n, 256).scatter_add_(1, q, torch.ones(q.shape))
+    top = q.max(dim=1, keepdim=True).values  # Pillow leaves the brightest level's count out
+    step = torch.div(q.shape[1] - hist.gather(1, top), 255, rounding_mode="floor")
+    before = hist.cumsum(1) - hist  # pixels strictly darker than each level
+    lut = torch.div(before + torch.div(step, 2, rounding_mode="floor"), step.clamp(min=1), rounding_mode="floor")
+    lut = torch.where(step > 0, lut.clamp(max=255), torch.arange(256.0).expand(n, 256))
+    return (lut.gather(1, q) / 255).reshape(x.shape)
+
+
 def _augment(x, gen):
-    """Random flip, rotation, scale, shift and intensity jitter of a batch in [0, 1] (training only)."""
+    """Random equalisation, flip, rotation, scale, shift and intensity jitter of a batch in [0, 1] (training only)."""
     import torch
     import torch.nn.functional as F
 
     n = x.shape[0]
+    equalize = torch.rand(n, generator=gen) < AUG_EQUALIZE
+    if equalize.any():
+        x = x.clone()
+        x[equalize] = _equalize(x[equalize])
 
     def uniform(lo: float, hi: float):
         return lo + (hi - lo) * torch.rand(n, generator=gen)
@@ -507,7 +536,14 @@ class FitResult:
     fit_time_s: float
 
 
-def fit(train: ImageSet, val: ImageSet, *, epochs: int = EPOCHS, seed: int = SEED) -> FitResult:
+def fit(
+    train: ImageSet,
+    val: ImageSet,
+    *,
+    epochs: int = EPOCHS,
+    seed: int = SEED,
+    report: Callable[[str], None] | None = None,
+) -> FitResult:
     """Train the CNN on ``train``, choosing the epoch with the best validation macro-F1.
 
     AdamW, one-cycle learning rate (peak :data:`LEARNING_RATE`), class-weighted cross-entropy
@@ -518,6 +554,7 @@ def fit(train: ImageSet, val: ImageSet, *, epochs: int = EPOCHS, seed: int = SEE
         val: validation images (grouped by perceptual hash, never augmented).
         epochs: passes over ``train``.
         seed: seed of weights, batch order and augmentation.
+        report: called with a one-line progress message after every epoch.
 
     Returns:
         The :class:`FitResult` (network in eval mode, with the best epoch's weights).
@@ -570,7 +607,9 @@ def fit(train: ImageSet, val: ImageSet, *, epochs: int = EPOCHS, seed: int = SEE
             "elapsed_s": round(time.perf_counter() - t0, 1),
         }
         history.append(row)
-        log.info("brain_tumor epoch %s", json.dumps(row))
+        logger.info("brain_tumor epoch %s", json.dumps(row))
+        if report is not None:
+            report(f"epoch {epoch}/{epochs}: val macro-F1 {rep['macro_f1']:.3f} ({row['elapsed_s']:.0f}s)")
         key = (rep["macro_f1"], -rep["log_loss"])
         if best is None or key > best:
             best, best_epoch = key, epoch
@@ -665,9 +704,10 @@ def shortcut_checks(session, train: ImageSet, test: ImageSet, manifest: Path, te
        intensity statistics of the image *border* ring (1/16 of the side), and only the
        whole-image intensity histogram (no spatial information), scored on test.
     2. The served model on test images whose inside is blanked (only the border ring kept):
-       the share of each class it then predicts.
-    3. The served model on histogram-equalised test images: metrics and the share of
-       unchanged predictions.
+       the share of each class it then predicts; and on test images whose border ring is
+       blanked (metrics).
+    3. The served model on histogram-equalised test images: metrics, the share of unchanged
+       predictions and the share of tumour images then called "notumor".
 
     Returns:
         A JSON-serialisable dict of the results, with a short note on each.
@@ -678,18 +718,21 @@ def shortcut_checks(session, train: ImageSet, test: ImageSet, manifest: Path, te
         **_feature_classifier_scores("border", train.border, train.y, test.border, test.y),
         **_feature_classifier_scores("histogram", train.histogram, train.y, test.histogram, test.y),
     }
-    # 2. border only through the model
+    # 2. border only, and everything but the border, through the model
+    notumor = CLASSES.index("notumor")
     mask = _ring_mask(PREPROCESSING.height, PREPROCESSING.width)
     blanked = np.where(mask[None], test.unit, 0.0).astype(np.float32)
     proba = predict_probabilities(session, normalize(blanked)[:, None])
     pred = proba.argmax(axis=1)
-    notumor = CLASSES.index("notumor")
     out["model_on_border_only"] = {
         "accuracy": round(float(np.mean(pred == test.y)), 4),
         "predicted_share": {c: round(float(np.mean(pred == i)), 4) for i, c in enumerate(CLASSES)},
         "notumor_recall": round(float(np.mean(pred[test.y == notumor] == notumor)), 4),
         "tumour_images_predicted_notumor": round(float(np.mean(pred[test.y != notumor] == notumor)), 4),
     }
+    inside = np.where(mask[None], 0.0, test.unit).astype(np.float32)
+    rep = classification_report(test.y, predict_probabilities(session, normalize(inside)[:, None]))
+    out["model_without_border"] = {k: round(float(v), 4) for k, v in _card_metrics(rep).items()}
     # 3. histogram equalisation
     root = manifest.parent
     eq = np.empty_like(test.unit)
@@ -698,15 +741,18 @@ def shortcut_checks(session, train: ImageSet, test: ImageSet, manifest: Path, te
             eq[i] = pil_to_unit(ImageOps.equalize(img.convert("L")))
     eq_proba = predict_probabilities(session, normalize(eq)[:, None])
     rep = classification_report(test.y, eq_proba)
+    eq_pred = eq_proba.argmax(axis=1)
     out["model_on_histogram_equalised"] = {
-        **{k: round(float(v), 4) for k, v in rep.items() if k in _card_metrics(rep)},
-        "unchanged_predictions": round(float(np.mean(eq_proba.argmax(1) == test_proba.argmax(1))), 4),
+        **{k: round(float(v), 4) for k, v in _card_metrics(rep).items()},
+        "unchanged_predictions": round(float(np.mean(eq_pred == test_proba.argmax(1))), 4),
+        "tumour_images_predicted_notumor": round(float(np.mean(eq_pred[test.y != notumor] == notumor)), 4),
+        "confusion_matrix": rep["confusion_matrix"],
     }
     out["notes"] = (
         "feature_classifiers: test scores of classifiers that see only intensity statistics of the border ring "
         "(outer 1/16 of each side) or of the whole image (no anatomy); a high notumor-vs-tumour AUC there means "
         "the source collection is recognisable without anatomy. model_on_border_only: the served model with the "
-        "inside of every test image blanked. model_on_histogram_equalised: the served model on histogram-equalised "
+        "inside of every test image blanked; model_without_border: with the border ring blanked. model_on_histogram_equalised: the served model on histogram-equalised "
         "test images (removes intensity-distribution cues)."
     )
     return out
@@ -765,7 +811,14 @@ def _majority_baseline(train_y: np.ndarray, test_y: np.ndarray) -> dict[str, flo
     return _card_metrics(classification_report(test_y, proba))
 
 
-def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SEED) -> None:
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    epochs: int = EPOCHS,
+    seed: int = SEED,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Train, export and document the brain-tumour classifier.
 
     Writes ``out_dir/brain_tumor_cnn.onnx`` and ``out_dir/brain_tumor_cnn.card.json``.
@@ -776,6 +829,7 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
         out_dir: the artifacts directory (created if absent).
         epochs: training epochs (the default is what the committed artifact used).
         seed: seed of the split, weights, batch order and augmentation.
+        log: optional progress callback (one short line per step and per epoch), e.g. the CLI's.
 
     Raises:
         FileNotFoundError: the manifest is missing.
@@ -793,14 +847,19 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    def step(message: str) -> None:
+        if log is not None:
+            log(message)
+
+    step("decoding images")
     t0 = time.perf_counter()
     train_all = load_images(manifest, "train")
     test = load_images(manifest, "test")
     decode_s = time.perf_counter() - t0
-    log.info("brain_tumor: decoded %d train + %d test images in %.1f s", len(train_all), len(test), decode_s)
+    logger.info("brain_tumor: decoded %d train + %d test images in %.1f s", len(train_all), len(test), decode_s)
     unit_mean, unit_std = float(train_all.unit.mean()), float(train_all.unit.std())
     if abs(unit_mean - PREPROCESSING.mean) > 0.01 or abs(unit_std - PREPROCESSING.std) > 0.01:
-        log.warning(
+        logger.warning(
             "brain_tumor: training images have mean %.4f / std %.4f, spec says %.4f / %.4f",
             unit_mean, unit_std, PREPROCESSING.mean, PREPROCESSING.std,
         )
@@ -809,10 +868,11 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
     val_mask = grouped_validation_mask(train_all.y, groups, VAL_FRACTION, seed)
     fit_set, val = train_all.subset(~val_mask), train_all.subset(val_mask)
     group_sizes = np.bincount(groups)
-    log.info("brain_tumor: %d hash groups (largest %d); %d fit / %d validation images",
+    logger.info("brain_tumor: %d hash groups (largest %d); %d fit / %d validation images",
              len(group_sizes), group_sizes.max(), len(fit_set), len(val))
 
-    result = fit(fit_set, val, epochs=epochs, seed=seed)
+    result = fit(fit_set, val, epochs=epochs, seed=seed, report=step)
+    step("exporting to ONNX and evaluating")
     val_logits = _logits(result.model, val.unit)
     temperature = fit_temperature(val_logits, val.y)
     val_raw = classification_report(val.y, _softmax(val_logits))
@@ -825,12 +885,13 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
     test_proba = predict_probabilities(session, test_batch)
     torch_proba = _torch_probabilities(result.model, temperature, test.unit)
     onnx_diff = float(np.max(np.abs(test_proba - torch_proba)))
-    log.info("brain_tumor: ONNX Runtime vs PyTorch max abs difference %.3g", onnx_diff)
+    logger.info("brain_tumor: ONNX Runtime vs PyTorch max abs difference %.3g", onnx_diff)
     if not onnx_diff < ONNX_PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and PyTorch disagree by {onnx_diff:.3g} (>= {ONNX_PARITY_TOLERANCE})")
 
     report = classification_report(test.y, test_proba)
-    log.info("brain_tumor test: %s", json.dumps({k: v for k, v in _card_metrics(report).items()}))
+    logger.info("brain_tumor test: %s", json.dumps({k: v for k, v in _card_metrics(report).items()}))
+    step("shortcut checks")
     shortcuts = shortcut_checks(session, train_all, test, manifest, test_proba)
     leakage = leakage_report(train_all, test, test_proba)
 
@@ -913,6 +974,7 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
                     "horizontal_flip": 0.5, "rotation_deg": AUG_ROTATION_DEG, "scale": AUG_SCALE,
                     "translate_fraction": AUG_TRANSLATE, "gamma": list(AUG_GAMMA),
                     "contrast": AUG_CONTRAST, "brightness": AUG_BRIGHTNESS,
+                    "histogram_equalisation": AUG_EQUALIZE,
                 },
             },
             "parameters": int(n_params),
@@ -939,7 +1001,7 @@ def train(data_dir: Path, out_dir: Path, *, epochs: int = EPOCHS, seed: int = SE
         golden=golden,
     )
     write_card(card, out_dir / BRAIN_TUMOR.card_file)
-    log.info("brain_tumor: wrote %s and its card in %.0f s (fit %.0f s)", artifact, total_s, result.fit_time_s)
+    logger.info("brain_tumor: wrote %s and its card in %.0f s (fit %.0f s)", artifact, total_s, result.fit_time_s)
 
 
 def evaluate(model_path: Path, manifest: Path, *, split: str | None = "test", threads: int = 2) -> dict[str, Any]:
