@@ -236,7 +236,6 @@ def preflight() -> None:
     try:
         load_registry()
     except ArtifactCheckError as exc:
-        logger.critical("VitalCheck refuses to start: %s", exc)
         print(f"VitalCheck refuses to start: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -105,7 +105,7 @@ class Registry:
         fitbit = attempt(fitbit_file.name, lambda: load_fitbit_percentiles(fitbit_file))
         hospital = attempt(hospital_file.name, lambda: load_hospital_analytics(hospital_file))
         if failures:
-            raise ArtifactCheckError("refusing to serve; " + "; ".join(failures))
+            raise ArtifactCheckError("\n  - ".join(["these artifacts failed their checks:", *failures]))
         return cls(tabular=tabular, brain_tumor=brain_tumor, fitbit=fitbit, hospital=hospital)
 
 

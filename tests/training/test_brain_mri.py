@@ -272,16 +272,21 @@ def test_read_manifest_validates(tmp_path):
 
 
 def _synthetic_dataset(root: Path, per_class_train: int, per_class_test: int) -> Path:
-    """Tiny manifest-format data set: a bright blob whose position depends on the class."""
+    """Tiny manifest-format data set: a bright blob in a class-specific quadrant on a varied background."""
     rng = np.random.default_rng(7)
     rows = []
     centres = {"glioma": (20, 20), "meningioma": (20, 44), "notumor": (44, 20), "pituitary": (44, 44)}
+    yy, xx = np.mgrid[0:64, 0:64]
     for split, n in (("train", per_class_train), ("test", per_class_test)):
         for label, (cy, cx) in centres.items():
             (root / split / label).mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                yy, xx = np.mgrid[0:64, 0:64]
-                img = 40 * rng.random((64, 64)) + 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 40)
+                # a random smooth background makes every image's perceptual hash different
+                fx, fy, phase = rng.uniform(0.5, 3, size=2).tolist() + [rng.uniform(0, 2 * np.pi)]
+                background = 60 + 50 * np.sin(fx * xx / 10 + fy * yy / 10 + phase)
+                dy, dx = rng.integers(-4, 5, size=2)
+                blob = 150 * np.exp(-((yy - cy - dy) ** 2 + (xx - cx - dx) ** 2) / 30)
+                img = background + blob + 10 * rng.random((64, 64))
                 rel = f"{split}/{label}/{i}.png"
                 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / rel)
                 rows.append({"path": rel, "label": label, "split": split, "source": "synthetic"})

@@ -12,6 +12,11 @@ Protocol (see :func:`train`):
   (64-bit perceptual hash, Hamming distance ≤ :data:`PHASH_GROUP_DISTANCE`, connected
   components), because neighbouring slices of one patient are near-duplicates and patient
   ids are not in the data. Used for checkpoint selection and temperature scaling.
+* Training: AdamW, one-cycle schedule, class-weighted cross-entropy; augmentation of training
+  batches only: flips, small rotations/zooms/shifts, gamma/contrast/brightness jitter, and
+  histogram equalisation of a quarter of the images (the intensity histogram alone separates
+  the two source collections, so the model is taught not to depend on it). Fixed seeds,
+  two torch threads; deterministic for a given thread count.
 * Test: the manifest's test split, touched once at the end through the exported ONNX graph
   (what is served). It was *not* made by patient either; the card reports metrics on the
   test images without a near-duplicate in train separately.
@@ -833,6 +838,7 @@ def train(
 
     Raises:
         FileNotFoundError: the manifest is missing.
+        ValueError: the manifest is malformed, or no grouped validation split can be formed.
         RuntimeError: the ONNX graph is too large, fails the checker, or its outputs differ
             from PyTorch's by more than :data:`ONNX_PARITY_TOLERANCE`.
 
@@ -867,6 +873,11 @@ def train(
     groups = phash_groups(train_all.phash)
     val_mask = grouped_validation_mask(train_all.y, groups, VAL_FRACTION, seed)
     fit_set, val = train_all.subset(~val_mask), train_all.subset(val_mask)
+    if len(val) == 0 or len(np.unique(fit_set.y)) < len(CLASSES):
+        raise ValueError(
+            "cannot form a grouped validation split: the near-duplicate groups are too large for a "
+            f"{VAL_FRACTION:.0%} share per class, or a class has no training images"
+        )
     group_sizes = np.bincount(groups)
     logger.info("brain_tumor: %d hash groups (largest %d); %d fit / %d validation images",
              len(group_sizes), group_sizes.max(), len(fit_set), len(val))

@@ -1,0 +1,57 @@
+"""What both FastAPI contenders share: thread sizing, the request models, and the routes they serve.
+
+Importing this module first sizes the native thread pools exactly as ``service.py`` does
+(:mod:`vitalcheck.threads`: one OpenMP / OpenBLAS thread per process unless set), so that all
+contenders compute under the same conditions.
+"""
+
+from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
+
+# isort: split
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import UploadFile
+from pydantic import BaseModel
+
+from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+
+INPUT_MODELS: dict[str, type[BaseModel]] = {
+    "diabetes": diabetes.DiabetesInput,
+    "heart": heart.HeartInput,
+    "stroke": stroke.StrokeInput,
+    "breast_cancer": breast_cancer.BreastCancerInput,
+    "sleep": sleep.SleepInput,
+    "life_expectancy": life_expectancy.LifeExpectancyInput,
+    "insurance": insurance.InsuranceInput,
+}
+"""The same request models as ``service.INPUT_MODELS`` (imported from the schemas, not from the BentoML service)."""
+
+BATCH_MODELS: dict[str, type[BaseModel]] = {
+    "diabetes": diabetes.DiabetesBatchInput,
+    "stroke": stroke.StrokeBatchInput,
+    "insurance": insurance.InsuranceBatchInput,
+}
+"""Batch request models of the benchmarked batch routes."""
+
+ROUTES: dict[str, str] = {
+    "diabetes": "/api/v1/risk/diabetes",
+    "stroke": "/api/v1/risk/stroke",
+    "insurance": "/api/v1/insurance",
+}
+"""The single-record routes both FastAPI apps serve (VitalCheck's routes; ``/batch`` appended for batches)."""
+
+MRI_ROUTE = "/api/v1/imaging/brain-tumor"
+"""The image route (multipart field ``image``), as in VitalCheck."""
+
+
+def spooled_to_path(upload: UploadFile) -> Path:
+    """Copy an upload to a named temporary file, as BentoML does for a ``Path`` input.
+
+    The caller deletes the file. VitalCheck's :meth:`~vitalcheck.api.VitalCheckAPI.brain_tumor`
+    takes a path, so both FastAPI apps hand it one made the same way.
+    """
+    with tempfile.NamedTemporaryFile(delete=False, suffix=Path(upload.filename or "").suffix) as out:
+        shutil.copyfileobj(upload.file, out)
+    return Path(out.name)

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Build VitalCheck's OCI image on a host WITHOUT a Docker engine or container-registry access,
+# with Debian's buildah (build) and podman (run), from the Bento that `bentoml build` makes.
+# (With Docker, the same image is simply `bentoml containerize vitalcheck:latest`; see
+# docs/SHIPPING.md.)
+#
+#   packaging/build_image.sh            # = make image
+#
+# Steps, each reused when its result is already there:
+#   1. tools   buildah, podman, runc, debootstrap (apt-get install when missing and root)
+#   2. bento   import_models.py + bentoml build (into $BENTOML_HOME, default ~/bentoml);
+#              the Bento's package lock is checked against .venv (packaging/bento_image.py)
+#   3. base    the generated Dockerfile starts FROM python:3.11-slim, which cannot be pulled
+#              here; instead a Debian bookworm minbase root with python3 (3.11, like .venv)
+#              is made with debootstrap, imported with podman, and tagged with that name in
+#              VitalCheck's private image store (packaging/containers.sh)
+#   4. image   bentoml containerize --backend buildah (chroot isolation, vfs storage), tagged
+#              localhost/vitalcheck:<bento version> and :latest; skipped when an image with the
+#              same content fingerprint (source, lock, models, base) exists
+#
+# Environment: BENTOML_HOME; VITALCHECK_IMAGE_STATE (store and base rootfs, default
+# /var/lib/vitalcheck-image); DEBIAN_MIRROR (default http://deb.debian.org/debian);
+# VITALCHECK_BUILD_CA_BUNDLE (CA bundle mounted read-only while building, for hosts whose
+# HTTPS goes through an intercepting proxy; default the host's own bundle; never in the image);
+# VITALCHECK_IMAGE_FORCE=1 rebuilds the image, VITALCHECK_BASE_FORCE=1 remakes the base.
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=packaging/containers.sh
+source packaging/containers.sh
+
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+BENTOML=${BENTOML:-$ROOT/.venv/bin/bentoml}
+export BENTOML_DO_NOT_TRACK=True
+IMAGE=${VITALCHECK_IMAGE:-localhost/vitalcheck}
+BASE_IMAGE=docker.io/library/python:3.11-slim   # the FROM of the generated Dockerfile
+BASE_ROOTFS=$VITALCHECK_IMAGE_STATE/bookworm-python3-rootfs.tar
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+CA_BUNDLE=${VITALCHECK_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+# What the base holds beyond minbase: Python 3.11 and pip (the Dockerfile pip-installs uv).
+BASE_PACKAGES=python3,python3-pip,ca-certificates
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+seconds() { date +%s; }
+
+# 1. Tools --------------------------------------------------------------------------------------
+ensure_tools() {
+    local missing=()
+    for tool in buildah podman runc debootstrap; do
+        command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) && return
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "missing: ${missing[*]}; install buildah podman runc debootstrap (Debian/Ubuntu packages)" >&2
+        exit 1
+    fi
+    log "installing buildah, podman, runc, debootstrap (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        buildah podman runc debootstrap uidmap conmon containernetworking-plugins >/dev/null
+}
+
+# 2. Bento --------------------------------------------------------------------------------------
+build_bento() {
+    log "importing the models and building the Bento (BENTOML_HOME=${BENTOML_HOME:-~/bentoml})"
+    "$PYTHON" import_models.py >&2
+    local out
+    out=$("$BENTOML" build --output tag)
+    BENTO_TAG=${out##*__tag__:}
+    BENTO_TAG=${BENTO_TAG%%[[:space:]]*}
+    BENTO_DIR=$("$PYTHON" packaging/bento_image.py path "$BENTO_TAG")
+    echo "bento: $BENTO_TAG ($BENTO_DIR)" >&2
+    "$PYTHON" packaging/bento_image.py lock-check "$BENTO_TAG" >&2
+}
+
+# 3. Base image ---------------------------------------------------------------------------------
+make_rootfs() {
+    # debootstrap into a scratch folder, trim it, and keep it as a tarball for later imports.
+    local work=$VITALCHECK_IMAGE_STATE/rootfs.tmp
+    rm -rf "$work" && mkdir -p "$work"
+    log "debootstrap bookworm minbase + $BASE_PACKAGES from $DEBIAN_MIRROR (a few minutes)"
+    debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$work" "$DEBIAN_MIRROR" >&2
+    local security=${DEBIAN_MIRROR%/debian}/debian-security
+    cat >"$work/etc/apt/sources.list" <<EOF
+deb $DEBIAN_MIRROR bookworm main
+deb $DEBIAN_MIRROR bookworm-updates main
+deb $security bookworm-security main
+EOF
+    # python:3.11-slim's pip installs into the system Python; Debian marks its Python as
+    # externally managed (PEP 668), which would refuse the Dockerfile's `pip install uv`.
+    rm -f "$work"/usr/lib/python3*/EXTERNALLY-MANAGED
+    # Small: no package lists, caches or documentation (the Dockerfile runs apt-get update).
+    rm -rf "$work"/var/lib/apt/lists/* "$work"/var/cache/apt/*.bin "$work"/var/cache/apt/archives/*.deb \
+        "$work"/usr/share/doc/* "$work"/usr/share/man/* "$work"/usr/share/info/*
+    tar --numeric-owner -C "$work" -cf "$BASE_ROOTFS.part" .
+    mv "$BASE_ROOTFS.part" "$BASE_ROOTFS"
+    rm -rf "$work"
+}
+
+ensure_base() {
+    if [[ ${VITALCHECK_BASE_FORCE:-0} != 1 ]] && podman image exists "$BASE_IMAGE"; then
+        echo "base image: $BASE_IMAGE present (made locally; VITALCHECK_BASE_FORCE=1 remakes it)" >&2
+        return
+    fi
+    [[ ${VITALCHECK_BASE_FORCE:-0} == 1 || ! -s $BASE_ROOTFS ]] && make_rootfs
+    log "importing $BASE_ROOTFS as $BASE_IMAGE"
+    # The generated Dockerfile extends PATH with ${PATH}, so the base must define it.
+    podman import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+        --change 'LABEL org.opencontainers.image.description=Debian bookworm minbase with python3 (VitalCheck local base)' \
+        --change 'CMD ["python3"]' \
+        "$BASE_ROOTFS" "$BASE_IMAGE" >/dev/null
+}
+
+# 4. Image --------------------------------------------------------------------------------------
+build_image() {
+    local base_id fingerprint existing
+    base_id=$(podman image inspect --format '{{.Id}}' "$BASE_IMAGE")
+    fingerprint=$( ("$PYTHON" packaging/bento_image.py fingerprint "$BENTO_TAG"; echo "$base_id") | sha256sum | cut -c1-64)
+    existing=$(podman images --quiet --filter "label=org.vitalcheck.fingerprint=$fingerprint" | head -n1)
+    if [[ -n $existing && ${VITALCHECK_IMAGE_FORCE:-0} != 1 ]]; then
+        podman tag "$existing" "$IMAGE:latest"
+        echo "image: up to date ($IMAGE:latest = $existing, same content as $BENTO_TAG; VITALCHECK_IMAGE_FORCE=1 rebuilds)" >&2
+        return
+    fi
+    local volume=()
+    [[ -s $CA_BUNDLE ]] && volume=(--opt "volume=$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
+    log "building $IMAGE:${BENTO_TAG#*:} with buildah (pip installs the lock; several minutes)"
+    local start
+    start=$(seconds)
+    "$BENTOML" containerize "$BENTO_TAG" --backend buildah \
+        --image-tag "$IMAGE:${BENTO_TAG#*:}" --image-tag "$IMAGE:latest" \
+        --opt "label=org.vitalcheck.fingerprint=$fingerprint" \
+        --opt "label=org.vitalcheck.bento=$BENTO_TAG" \
+        "${volume[@]}" >&2
+    echo "image: built in $(($(seconds) - start)) s" >&2
+}
+
+check_image() {
+    # Static checks; tests/image/ runs the container and calls every endpoint.
+    local user size
+    user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE:latest")
+    size=$(podman image inspect --format '{{.Size}}' "$IMAGE:latest")
+    if [[ -z $user || $user == root || $user == 0 || $user == 0:* ]]; then
+        echo "image runs as root (Config.User='$user')" >&2
+        exit 1
+    fi
+    echo "image: $IMAGE:latest, user $user, $((size / 1000000)) MB" >&2
+}
+
+main() {
+    local start
+    start=$(seconds)
+    ensure_tools
+    build_bento
+    ensure_base
+    build_image
+    check_image
+    echo "done in $(($(seconds) - start)) s: podman run --rm -p 127.0.0.1:3000:3000 $IMAGE:latest" \
+        "(after: source packaging/containers.sh)" >&2
+}
+
+main "$@"
