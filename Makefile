@@ -44,5 +44,12 @@ lint: $(STAMP) ## ruff
 build: import ## bentoml build (the Bento holds all eight models and both tables)
 	$(BIN)/bentoml build
 
+.PHONY: image image-test
+image: artifacts ## the OCI image without Docker: Bento + buildah (packaging/build_image.sh, docs/SHIPPING.md)
+	packaging/build_image.sh
+
+image-test: artifacts ## build or reuse the image, run it with podman, compare every endpoint with in-process
+	VITALCHECK_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image -m slow
+
 clean: ## remove the virtualenv and the trained (uncommitted) artifacts
 	rm -rf $(VENV) $(PICKLES) artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import bentoml
@@ -32,9 +33,12 @@ from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
 from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList
 from vitalcheck.settings import get_settings
+from vitalcheck.uploads import install_upload_guard
 
 logger = logging.getLogger("vitalcheck")
+logger.setLevel(get_settings().log_level)
 install_log_redaction()
+install_upload_guard()
 
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
@@ -125,11 +129,14 @@ class VitalCheck:
 
     def __init__(self) -> None:
         settings = get_settings()
+        started = time.perf_counter()
         try:
             registry = load_registry()
         except ArtifactCheckError as exc:
             refuse_to_start(exc)
         self.api = VitalCheckAPI(registry, settings, INPUT_MODELS)
+        tags = ", ".join(p.info.tag for p in [*registry.tabular.values(), registry.brain_tumor])
+        logger.info("loaded 8 models (%s) and 2 tables in %.2f s", tags, time.perf_counter() - started)
 
     diabetes, diabetes_batch, diabetes_file = _tabular(
         "diabetes", "/api/v1/risk/diabetes", RiskPrediction, "Diabetes risk within five years (Pima Indians data)."
@@ -174,7 +181,7 @@ class VitalCheck:
         return self.api.brain_tumor(image)
 
     @bentoml.api(route="/api/v1/fitbit/percentiles")
-    def fitbit_percentiles(self, day: FitbitInput, /) -> FitbitPrediction:
+    def fitbit_percentiles(self, day: FitbitInput, /) -> Envelope[FitbitPrediction]:
         """Place a person's daily activity and sleep metrics within the Fitbit cohort.
 
         Send any of the metrics below (at least one); each comes back as a percentile rank
@@ -183,7 +190,7 @@ class VitalCheck:
         return self.api.fitbit(day)
 
     @bentoml.api(route="/api/v1/hospital/analytics")
-    def hospital_analytics(self, query: HospitalQuery, /) -> HospitalAnalytics:
+    def hospital_analytics(self, query: HospitalQuery, /) -> Envelope[HospitalAnalytics]:
         """Weekly hospital rows for a service and week range, with a summary.
 
         Rows give beds, requests, admissions, refusals, occupancy, satisfaction, staff morale,

@@ -96,15 +96,23 @@ class Server:
         raise RuntimeError(f"{self.label} not ready after {ready_timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        """Stop the whole process group (SIGTERM, then SIGKILL after 20 s)."""
+        """Stop the server and every descendant (SIGTERM, then SIGKILL after 20 s).
+
+        BentoML starts its workers in sessions of their own, so the tree is collected by
+        parent links before the main process is asked to stop, and stragglers are killed by pid.
+        """
         if self.process is None or self.process.poll() is not None:
             return
+        tree = self.processes()
         os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        _, alive = psutil.wait_procs(tree, timeout=20)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        self.process.wait(timeout=10)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log."""

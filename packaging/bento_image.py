@@ -11,10 +11,12 @@ Usage (with the project's virtualenv, BENTOML_HOME as for ``bentoml build``)::
 in this interpreter: a difference in a package that decides model outputs or the start-up
 check (:data:`CRITICAL`) fails (exit 1); other differences are listed as notes.
 
-``fingerprint`` hashes what ends up in the image: the Bento's source, its ``env/`` (lock,
-Dockerfile, entrypoint) and every file of every model it packs; ``bento.yaml`` is left out
-because each ``bentoml build`` gives it a new version and creation time. Equal fingerprints
-mean the same image, so the build script can reuse an image instead of rebuilding it.
+``fingerprint`` hashes what decides the image's behaviour: the Bento's source, its ``env/``
+(lock, Dockerfile, entrypoint) and each packed model's artifact and card, by model name.
+Store versions are left out (``bento.yaml``, ``model.yaml``): every ``bentoml build`` and every
+fresh model store (the test suite makes one per session) gives new ones. Equal fingerprints
+mean an image that serves the same answers, so the build script reuses it; its responses then
+report the model-store tags of the store it was built from.
 """
 
 from __future__ import annotations
@@ -108,14 +110,15 @@ def fingerprint(tag: str) -> str:
     digest = hashlib.sha256()
 
     def add_tree(label: str, directory: Path) -> None:
-        for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+        # model.yaml only repeats the card plus the store version and creation time: skipped.
+        for file in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "model.yaml"):
             digest.update(f"{label}/{file.relative_to(directory).as_posix()}\0".encode())
             digest.update(hashlib.sha256(file.read_bytes()).digest())
 
     add_tree("src", root / "src")
     add_tree("env", root / "env")
-    for model in sorted(bento.info.all_models, key=lambda m: str(m.tag)):
-        add_tree(f"models/{model.tag}", Path(bentoml.models.get(model.tag).path))
+    for model in sorted(bento.info.all_models, key=lambda m: m.tag.name):
+        add_tree(f"models/{model.tag.name}", Path(bentoml.models.get(model.tag).path))
     return digest.hexdigest()
 
 

@@ -38,8 +38,23 @@ BASE_IMAGE=docker.io/library/python:3.11-slim   # the FROM of the generated Dock
 BASE_ROOTFS=$VITALCHECK_IMAGE_STATE/bookworm-python3-rootfs.tar
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CA_BUNDLE=${VITALCHECK_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+# Where that bundle is mounted during the build only. The base image's SSL_CERT_FILE (uv) and
+# PIP_CERT (pip) point there, and the final image drops both variables (--unsetenv). Mounting
+# over the image's own bundle instead breaks when apt upgrades ca-certificates in the build.
+BUILD_CA=/run/vitalcheck-build/ca-certificates.crt
 # What the base holds beyond minbase: Python 3.11 and pip (the Dockerfile pip-installs uv).
 BASE_PACKAGES=python3,python3-pip,ca-certificates
+# The base's configuration, as `podman import --change` instructions. The generated Dockerfile
+# extends PATH with ${PATH}, so the base must define it.
+BASE_CHANGES=(
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    'ENV LANG=C.UTF-8'
+    "ENV SSL_CERT_FILE=$BUILD_CA"
+    "ENV PIP_CERT=$BUILD_CA"
+    'CMD ["python3"]'
+)
+# Identifies how the base is made; a base (or rootfs) made another way is remade.
+BASE_RECIPE=$(printf '%s\n' "bookworm minbase $BASE_PACKAGES $DEBIAN_MIRROR" "${BASE_CHANGES[@]}" | sha256sum | cut -c1-16)
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 seconds() { date +%s; }
@@ -99,20 +114,23 @@ EOF
 }
 
 ensure_base() {
-    if [[ ${VITALCHECK_BASE_FORCE:-0} != 1 ]] && podman image exists "$BASE_IMAGE"; then
-        echo "base image: $BASE_IMAGE present (made locally; VITALCHECK_BASE_FORCE=1 remakes it)" >&2
+    local recipe=""
+    podman image exists "$BASE_IMAGE" &&
+        recipe=$(podman image inspect --format '{{index .Labels "org.vitalcheck.base-recipe"}}' "$BASE_IMAGE")
+    if [[ ${VITALCHECK_BASE_FORCE:-0} != 1 && $recipe == "$BASE_RECIPE" ]]; then
+        echo "base image: $BASE_IMAGE present (made here; VITALCHECK_BASE_FORCE=1 remakes it)" >&2
         return
     fi
-    [[ ${VITALCHECK_BASE_FORCE:-0} == 1 || ! -s $BASE_ROOTFS ]] && make_rootfs
+    if [[ ${VITALCHECK_BASE_FORCE:-0} == 1 || ! -s $BASE_ROOTFS || $(cat "$BASE_ROOTFS.recipe" 2>/dev/null) != "$BASE_RECIPE" ]]; then
+        make_rootfs
+        echo "$BASE_RECIPE" >"$BASE_ROOTFS.recipe"
+    fi
     log "importing $BASE_ROOTFS as $BASE_IMAGE"
-    # The generated Dockerfile extends PATH with ${PATH}, so the base must define it.
-    podman import \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'ENV LANG=C.UTF-8' \
-        --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
-        --change 'LABEL org.opencontainers.image.description=Debian bookworm minbase with python3 (VitalCheck local base)' \
-        --change 'CMD ["python3"]' \
-        "$BASE_ROOTFS" "$BASE_IMAGE" >/dev/null
+    local changes=()
+    for change in "${BASE_CHANGES[@]}" "LABEL org.vitalcheck.base-recipe=$BASE_RECIPE"; do
+        changes+=(--change "$change")
+    done
+    podman import --quiet "${changes[@]}" "$BASE_ROOTFS" "$BASE_IMAGE" >/dev/null
 }
 
 # 4. Image --------------------------------------------------------------------------------------
@@ -126,16 +144,21 @@ build_image() {
         echo "image: up to date ($IMAGE:latest = $existing, same content as $BENTO_TAG; VITALCHECK_IMAGE_FORCE=1 rebuilds)" >&2
         return
     fi
-    local volume=()
-    [[ -s $CA_BUNDLE ]] && volume=(--opt "volume=$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
-    log "building $IMAGE:${BENTO_TAG#*:} with buildah (pip installs the lock; several minutes)"
+    if [[ ! -s $CA_BUNDLE ]]; then
+        echo "no CA bundle at $CA_BUNDLE (set VITALCHECK_BUILD_CA_BUNDLE)" >&2
+        exit 1
+    fi
+    log "building $IMAGE:${BENTO_TAG#*:} with buildah (apt-get and uv install the lock; several minutes)"
     local start
     start=$(seconds)
+    # containerize copies the Bento and its models into a build context and runs `buildah bud`
+    # with each --opt as a flag (chroot isolation and vfs storage come from containers.sh).
     "$BENTOML" containerize "$BENTO_TAG" --backend buildah \
         --image-tag "$IMAGE:${BENTO_TAG#*:}" --image-tag "$IMAGE:latest" \
         --opt "label=org.vitalcheck.fingerprint=$fingerprint" \
         --opt "label=org.vitalcheck.bento=$BENTO_TAG" \
-        "${volume[@]}" >&2
+        --opt "volume=$CA_BUNDLE:$BUILD_CA:ro" \
+        --opt unsetenv=SSL_CERT_FILE --opt unsetenv=PIP_CERT >&2
     echo "image: built in $(($(seconds) - start)) s" >&2
 }
 

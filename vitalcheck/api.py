@@ -120,11 +120,11 @@ class VitalCheckAPI:
         )
         return Envelope(model=predictor.info, prediction=prediction)
 
-    def fitbit(self, day: FitbitInput) -> FitbitPrediction:
+    def fitbit(self, day: FitbitInput) -> Envelope:
         """Percentile of each submitted daily metric within the Fitbit cohort."""
         table = self.registry.fitbit
         facts = {m.name: m for m in table.metrics}
-        return FitbitPrediction(
+        prediction = FitbitPrediction(
             percentiles=[
                 MetricPercentile(
                     metric=metric,
@@ -136,11 +136,13 @@ class VitalCheckAPI:
                 for metric, value in day.model_dump(exclude_none=True).items()
             ]
         )
+        return Envelope(model=self.registry.tables["fitbit_percentiles"], prediction=prediction)
 
-    def hospital(self, query: HospitalQuery) -> HospitalAnalytics:
+    def hospital(self, query: HospitalQuery) -> Envelope:
         """Weekly rows matching the service and week range, with their summary."""
         rows, summary = self.registry.hospital.query(query.service, query.week_from, query.week_to)
-        return HospitalAnalytics(rows=_json_records(rows), summary=summary)
+        prediction = HospitalAnalytics(rows=_json_records(rows), summary=summary)
+        return Envelope(model=self.registry.tables["hospital_analytics"], prediction=prediction)
 
     def models(self) -> ModelList:
         """Every served model with its card's facts, and both reference tables."""

@@ -7,6 +7,11 @@ validation errors (``{"error": ..., "detail": [{"type", "loc", "msg"}]}``):
   request lacks ``Authorization: Bearer <token>`` (compared in constant time). Health,
   metrics and documentation endpoints stay open.
 * 413 when the declared or streamed body exceeds ``VITALCHECK_MAX_REQUEST_BYTES``.
+* 400 for a request to ``/api/…`` in BentoML's internal pickle media type
+  (``application/vnd.bentoml+pickle``), which BentoML itself refuses with 415 and a body of
+  another shape.
+
+It also serves ``GET /docs.json`` corrected by :func:`vitalcheck.openapi.correct_openapi`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import json
 from vitalcheck.settings import get_settings
 
 PROTECTED_PREFIX = b"/api/"
+OPENAPI_PATH = b"/docs.json"
+INTERNAL_MEDIA_TYPE = b"application/vnd.bentoml+pickle"
 
 
 def _error(status: int, rule: str, loc: list[str], msg: str):
@@ -47,12 +54,18 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         path = scope.get("raw_path") or scope.get("path", "").encode()
+        if path == OPENAPI_PATH and scope.get("method") == "GET":
+            return await _corrected_openapi(self.app, scope, receive, send)
         if self.expected is not None and path.startswith(PROTECTED_PREFIX):
             given = headers.get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 return await _send(
                     send, *_error(401, "unauthorized", ["header", "authorization"], "missing or invalid bearer token")
                 )
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type == INTERNAL_MEDIA_TYPE and path.startswith(PROTECTED_PREFIX):
+            message = "media type not accepted: send application/json or multipart/form-data"
+            return await _send(send, *_error(400, "unsupported_media_type", ["header", "content-type"], message))
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit() or int(length) > self.max_bytes:
@@ -80,6 +93,27 @@ class RequestGuard:
 
 def _too_large(limit: int):
     return _error(413, "request_too_large", ["body"], f"request body exceeds {limit} bytes")
+
+
+async def _corrected_openapi(app, scope, receive, send):
+    """Run BentoML's ``/docs.json`` handler and send its document through :func:`correct_openapi`."""
+    from vitalcheck.openapi import correct_openapi
+
+    start, chunks = {}, []
+
+    async def capture(message):
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, capture)
+    body = b"".join(chunks)
+    if start.get("status") == 200:
+        body = json.dumps(correct_openapi(json.loads(body))).encode()
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await _send(send, start.get("status", 500), headers, body)
 
 
 async def _send(send, status, headers, body):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitalcheck.cards import ArtifactCheckError
+from vitalcheck.cards import ArtifactCheckError, sha256_file
 from vitalcheck.catalog import BRAIN_TUMOR, REFERENCE_TABLES, TABULAR_MODELS
 from vitalcheck.predictors.mri import ImagePredictor
 from vitalcheck.predictors.tabular import TabularPredictor
@@ -23,6 +23,7 @@ from vitalcheck.reference import (
     load_fitbit_percentiles,
     load_hospital_analytics,
 )
+from vitalcheck.schemas.common import ModelInfo
 from vitalcheck.settings import Settings
 
 
@@ -49,6 +50,7 @@ class Registry:
         brain_tumor: the ONNX image classifier.
         fitbit: the Fitbit percentile table.
         hospital: the hospital weekly table.
+        tables: identity of each reference table (name, file, sha256), as returned in responses.
 
     """
 
@@ -56,6 +58,7 @@ class Registry:
     brain_tumor: ImagePredictor
     fitbit: FitbitPercentiles
     hospital: HospitalAnalytics
+    tables: Mapping[str, ModelInfo]
 
     @classmethod
     def load(cls, locations: Mapping[str, StoredArtifact | None], reference_dir: Path, settings: Settings) -> Registry:
@@ -106,7 +109,11 @@ class Registry:
         hospital = attempt(hospital_file.name, lambda: load_hospital_analytics(hospital_file))
         if failures:
             raise ArtifactCheckError("\n  - ".join(["these artifacts failed their checks:", *failures]))
-        return cls(tabular=tabular, brain_tumor=brain_tumor, fitbit=fitbit, hospital=hospital)
+        tables = {}
+        for name, file in REFERENCE_TABLES.items():
+            digest = sha256_file(reference_dir / file)
+            tables[name] = ModelInfo(name=name, tag=f"reference/{file}", version=digest[:12], sha256=digest)
+        return cls(tabular=tabular, brain_tumor=brain_tumor, fitbit=fitbit, hospital=hospital, tables=tables)
 
 
 def _kw(where: StoredArtifact) -> dict:

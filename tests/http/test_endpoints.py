@@ -102,8 +102,8 @@ def test_brain_tumor_image(http, data_dir):
 
 
 def test_fitbit_percentiles(http):
-    low = http.post("/api/v1/fitbit/percentiles", json={"total_steps": 1000}).json()
-    high = http.post("/api/v1/fitbit/percentiles", json={"total_steps": 15000}).json()
+    low = http.post("/api/v1/fitbit/percentiles", json={"total_steps": 1000}).json()["prediction"]
+    high = http.post("/api/v1/fitbit/percentiles", json={"total_steps": 15000}).json()["prediction"]
     assert low["percentiles"][0]["metric"] == "total_steps"
     assert low["percentiles"][0]["percentile"] < high["percentiles"][0]["percentile"]
     assert low["percentiles"][0]["cohort_users"] > 0
@@ -112,7 +112,8 @@ def test_fitbit_percentiles(http):
 def test_hospital_analytics(http):
     response = http.post("/api/v1/hospital/analytics", json={"service": "ICU", "week_from": 3, "week_to": 6})
     assert response.status_code == 200, response.text
-    body = response.json()
+    body = response.json()["prediction"]
+    assert response.json()["model"]["tag"] == "reference/hospital_analytics.parquet"
     assert [row["week"] for row in body["rows"]] == [3, 4, 5, 6]
     assert {row["service"] for row in body["rows"]} == {"ICU"}
 

@@ -100,8 +100,9 @@ def test_client_image_fitbit_hospital_models(client, data_dir):
         "notumor",
         "pituitary",
     )
-    assert client.fitbit_percentiles({"total_steps": 8000})["percentiles"][0]["metric"] == "total_steps"
-    assert client.hospital_analytics({"service": "surgery", "week_from": 1, "week_to": 2})["summary"]
+    day = client.fitbit_percentiles({"total_steps": 8000})["prediction"]
+    assert day["percentiles"][0]["metric"] == "total_steps"
+    assert client.hospital_analytics({"service": "surgery", "week_from": 1, "week_to": 2})["prediction"]["summary"]
     assert len(client.models()["models"]) == 8
 
 

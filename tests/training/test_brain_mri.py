@@ -306,6 +306,7 @@ def test_evaluate_reads_paths_relative_to_the_manifest(tmp_path, card):
 
 @pytest.mark.slow
 def test_train_end_to_end_on_a_tiny_data_set(tmp_path):
+    pytest.importorskip("torch", reason="PyTorch is in the `cnn` extra: pip install -e '.[cnn]'")
     manifest = _synthetic_dataset(tmp_path / "brain_mri", 14, 4)
     out = tmp_path / "artifacts"
     brain_mri.train(manifest.parent, out, epochs=2)

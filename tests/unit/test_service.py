@@ -64,8 +64,8 @@ def test_brain_tumor_reads_real_slices(svc, data_dir):
 
 
 def test_fitbit_and_hospital(svc):
-    percentiles = svc.fitbit_percentiles(FitbitInput(total_steps=8000, minutes_asleep=400)).percentiles
+    percentiles = svc.fitbit_percentiles(FitbitInput(total_steps=8000, minutes_asleep=400)).prediction.percentiles
     assert [p.metric for p in percentiles] == ["total_steps", "minutes_asleep"]
-    result = svc.hospital_analytics(HospitalQuery(week_from=10, week_to=12))
+    result = svc.hospital_analytics(HospitalQuery(week_from=10, week_to=12)).prediction
     assert result.summary.n_rows == len(result.rows) == 12
     assert result.summary.total_patients_request == sum(r.patients_request for r in result.rows)

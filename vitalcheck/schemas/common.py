@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from vitalcheck.catalog import ModelSpec
 from vitalcheck.settings import get_settings
@@ -16,6 +17,35 @@ P = TypeVar("P")
 
 StrictInput = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=200)
 """Request models refuse unknown fields, NaN/Infinity and over-long strings."""
+
+
+def json_types(kinds: dict[str, str]):
+    """A before-validator refusing, in JSON requests, what pydantic's lax mode would coerce.
+
+    Lax mode reads ``true`` as 1, ``"8"`` as 8 and ``"yes"`` or ``1`` as true; a JSON client
+    sending those has the wrong type, and the API documents JSON numbers and booleans.
+    Python-side validation (uploaded CSV/Parquet rows, batch scoring) keeps lax conversion,
+    since a file's columns arrive as NumPy values and 0/1 flags.
+
+    Args:
+        kinds: field name → ``"number"``, ``"integer"`` or ``"boolean"``.
+
+    Returns:
+        A ``field_validator`` to place in a model's body or pass in ``create_model(__validators__=...)``.
+
+    """
+
+    def check(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.mode != "json" or value is None:
+            return value
+        kind = kinds[info.field_name]
+        if kind == "boolean" and not isinstance(value, bool):
+            raise PydanticCustomError("bool_type", "Input should be true or false")
+        if kind != "boolean" and isinstance(value, (bool, str)):
+            raise PydanticCustomError(f"{'int' if kind == 'integer' else 'float'}_type", "Input should be a JSON number")
+        return value
+
+    return field_validator(*kinds, mode="before")(check)
 
 
 class ModelInfo(BaseModel):
@@ -123,8 +153,14 @@ def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: st
         fields[f.name] = (typ, Field(..., description=_describe(f), examples=[example[f.name]], **bounds))
     config = ConfigDict(**StrictInput, json_schema_extra={"example": example})
     doc = f"Raw inputs of the {spec.name} model. {spec.task}"
+    checked = json_types({f.name: f.type for f in spec.features if f.type in _PY_TYPES})
     return create_model(
-        class_name, __config__=config, __doc__=doc, __module__=f"vitalcheck.schemas.{spec.name}", **fields
+        class_name,
+        __config__=config,
+        __doc__=doc,
+        __module__=f"vitalcheck.schemas.{spec.name}",
+        __validators__={"json_types": checked},
+        **fields,
     )
 
 

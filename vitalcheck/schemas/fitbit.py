@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-from vitalcheck.schemas.common import StrictInput
+from vitalcheck.schemas.common import StrictInput, json_types
 
 EXAMPLE = {"total_steps": 8500, "very_active_minutes": 25, "sedentary_minutes": 720, "minutes_asleep": 420}
 """A plausible day, used as the OpenAPI example and in tests."""
@@ -28,6 +28,23 @@ class FitbitInput(BaseModel):
     calories_kcal: float | None = Field(None, ge=0, le=20_000, description="Energy expenditure, kcal (0 to 20000).")
     minutes_asleep: float | None = Field(None, ge=0, le=1440, description="Minutes asleep in the night (0 to 1440).")
     time_in_bed_minutes: float | None = Field(None, ge=0, le=1440, description="Minutes in bed (0 to 1440).")
+
+    _json_types = json_types(
+        dict.fromkeys(
+            (
+                "total_steps",
+                "total_distance_km",
+                "very_active_minutes",
+                "fairly_active_minutes",
+                "lightly_active_minutes",
+                "sedentary_minutes",
+                "calories_kcal",
+                "minutes_asleep",
+                "time_in_bed_minutes",
+            ),
+            "number",
+        )
+    )
 
     @model_validator(mode="after")
     def _at_least_one(self) -> FitbitInput:

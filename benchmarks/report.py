@@ -1,0 +1,299 @@
+"""Turn one run's ``results.json`` into ``REPORT.md`` and two PNG plots.
+
+``python -m benchmarks.report [results folder]`` re-renders the report from a saved run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SINGLE_RISK = ("diabetes", "stroke")
+"""Single-record risk workloads the floor-overhead target is about."""
+
+SINGLE = ("diabetes", "stroke", "insurance")
+"""Single-record workloads (JSON)."""
+
+MODEL_WORKLOADS = ("diabetes", "stroke", "insurance", "mri", "batch1000")
+"""Workloads that run a model."""
+
+
+def _cell(results: dict, workload: str, concurrency: int, contender: str) -> dict | None:
+    for row in results["load"]:
+        if (row["workload"], row["concurrency"], row["contender"]) == (workload, concurrency, contender):
+            return row
+    return None
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _workers(memory: list[dict]) -> list[dict]:
+    return [p for p in memory if p["role"] == "worker"]
+
+
+def targets(results: dict, key: str) -> list[tuple[str, str, str, bool | None]]:
+    """The issue's targets for VitalCheck variant ``key``: (target, measured, ratio or value, met)."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    contenders = {c["key"] for c in results["contenders"]}
+    low = min(results["plan"]["concurrencies"])
+
+    if "reload" in contenders:
+        ratios = {}
+        for w in MODEL_WORKLOADS:
+            a, b = _cell(results, w, low, "reload"), _cell(results, w, low, key)
+            if a and b:
+                ratios[w] = a["p50_ms"] / b["p50_ms"]
+        worst = min(ratios.values()) if ratios else None
+        text = ", ".join(f"{w} {r:.1f}×" for w, r in ratios.items())
+        rows.append(("reload-per-request ≥ 20× slower at p50 (c=1)", text, _fmt(worst, 1) + "× (worst)", _ok(worst, 20, ">=")))
+    if "original" in contenders:
+        ratios = {}
+        for w in MODEL_WORKLOADS:
+            a, b = _cell(results, w, low, key), _cell(results, w, low, "original")
+            if a and b:
+                ratios[w] = a["p50_ms"] / b["p50_ms"]
+        worst = max(ratios.values()) if ratios else None
+        text = ", ".join(f"{w} {r:.2f}" for w, r in ratios.items())
+        rows.append(("serial p50 ÷ original design's ≤ 1.0 (c=1)", text, _fmt(worst) + " (worst)", _ok(worst, 1.0, "<=")))
+        ratios = {}
+        for w in (*SINGLE, "mri"):
+            a, b = _cell(results, w, 32, key), _cell(results, w, 32, "original")
+            if a and b:
+                ratios[w] = a["rps"] / b["rps"]
+        worst = min(ratios.values()) if ratios else None
+        text = ", ".join(f"{w} {r:.2f}×" for w, r in ratios.items())
+        rows.append(("throughput at c=32 ≥ 2× original design's", text, _fmt(worst) + "× (worst)", _ok(worst, 2.0, ">=")))
+    overheads = {}
+    for w in SINGLE_RISK:
+        cell = _cell(results, w, low, key)
+        if cell:
+            overheads[w] = cell["p50_ms"] - results["floors"][w]["compute"]["p50_ms"]
+    worst = max(overheads.values()) if overheads else None
+    text = ", ".join(f"{w} {o:+.2f} ms" for w, o in overheads.items())
+    rows.append(("p50 overhead over the in-process compute floor < 1.5 ms", text, _fmt(worst) + " ms (worst)", _ok(worst, 1.5, "<")))
+    startup = results["startup_s"].get(key)
+    if startup:
+        value = _median(startup)
+        text = ", ".join(f"{t:.2f}" for t in startup) + " s"
+        rows.append(("start-up to /readyz 200 < 5 s (all eight models)", text, f"{value:.2f} s (median)", value < 5))
+    workers = _workers(results["memory"].get(key, []))
+    if workers:
+        value = max(p["rss_mb"] for p in workers)
+        total = sum(p["rss_mb"] for p in results["memory"][key])
+        text = f"{len(workers)} worker(s), largest {value:.0f} MB; whole tree {total:.0f} MB"
+        rows.append(("resident memory per worker < 350 MB", text, f"{value:.0f} MB", value < 350))
+    scoring = results.get("scoring", {})
+    if key in scoring and "inprocess" in scoring:
+        ratio = scoring[key]["rows_per_s"] / scoring["inprocess"]["rows_per_s"]
+        text = f"{scoring[key]['rows_per_s']:,.0f} vs {scoring['inprocess']['rows_per_s']:,.0f} rows/s in-process"
+        rows.append(("batch scoring through the service ≥ ½ in-process rows/s", text, f"{ratio:.2f}", ratio >= 0.5))
+    return rows
+
+
+def _ok(value: float | None, bound: float, op: str) -> bool | None:
+    if value is None:
+        return None
+    return {"<": value < bound, "<=": value <= bound, ">=": value >= bound}[op]
+
+
+def _mark(ok: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "–"}[ok]
+
+
+def plots(results: dict, out: Path) -> list[str]:
+    """Latency percentiles and throughput against concurrency, one panel per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = {c["key"]: c["label"] for c in results["contenders"]}
+    workloads = list(results["workloads"])
+    files = []
+    for what in ("latency", "throughput"):
+        cols = 3
+        rows = (len(workloads) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
+        for ax, workload in zip(axes.flat, workloads, strict=False):
+            for i, key in enumerate(labels):
+                cells = sorted(
+                    (r for r in results["load"] if r["workload"] == workload and r["contender"] == key),
+                    key=lambda r: r["concurrency"],
+                )
+                if not cells:
+                    continue
+                x = [r["concurrency"] for r in cells]
+                colour = f"C{i}"
+                if what == "latency":
+                    ax.plot(x, [r["p50_ms"] for r in cells], "o-", color=colour, label=f"{labels[key]} p50")
+                    ax.plot(x, [r["p99_ms"] for r in cells], "s--", color=colour, alpha=0.6, label=f"{labels[key]} p99")
+                else:
+                    ax.plot(x, [r["rps"] for r in cells], "o-", color=colour, label=labels[key])
+            floor = results["floors"].get(workload)
+            if floor:
+                if what == "latency":
+                    ax.axhline(floor["compute"]["p50_ms"], color="grey", ls=":", label="in-process compute p50")
+                else:
+                    ax.axhline(floor["compute"]["rps"], color="grey", ls=":", label="in-process compute, 1 core")
+            ax.set_title(results["workloads"][workload]["title"], fontsize=9)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("concurrency (closed loop)")
+            ax.set_ylabel("latency, ms" if what == "latency" else "responses / s")
+            ax.grid(True, which="both", alpha=0.3)
+        for ax in list(axes.flat)[len(workloads) :]:
+            ax.axis("off")
+        handles, names = axes.flat[1].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=4, fontsize=8)
+        fig.suptitle(
+            f"VitalCheck benchmarks: {'latency p50 (solid) and p99 (dashed)' if what == 'latency' else 'throughput'}"
+            f" vs concurrency — {results['machine']['cpu']}, {results['machine']['cores']} cores"
+        )
+        fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+        name = f"bench_{what}.png"
+        fig.savefig(out / name, dpi=80)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def markdown(results: dict, images: list[str]) -> str:
+    """The report's markdown text."""
+    m = results["machine"]
+    plan = results["plan"]
+    labels = {c["key"]: c["label"] for c in results["contenders"]}
+    keys = list(labels)
+    vitalchecks = [c["key"] for c in results["contenders"] if c["kind"] == "bentoml"]
+    lines = [
+        "# VitalCheck benchmarks: what loading once buys",
+        "",
+        f"One run of `{results['command']}` on {results['started']} ({results['elapsed_s'] / 60:.1f} min): "
+        "every contender on the same machine, the same artifacts and the same request bodies, interleaved "
+        "(for each workload and concurrency, each contender in turn, the order rotating from cell to cell).",
+        "",
+        f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, Linux {m['kernel']}, Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"- **Load average** (1/5/15 min) before: {results['load_before']}, after: {results['load_after']} "
+        "(the machine is shared; anything above ~0.3 means other work was competing for the 2 cores).",
+        f"- **Load generator**: {m['wrk']}, one thread, closed loop (each connection sends its next request "
+        "when the previous answer arrives), a fixed number of responses per cell "
+        f"({', '.join(f'{k} {v}' for k, v in plan['requests'].items())}; reload-per-request: "
+        f"{', '.join(f'{k} {v}' for k, v in plan['reload_requests'].items())}; at least 2 per connection).",
+        "- **Threads**: OMP/OpenBLAS/MKL = 1 thread per process in every contender and the floor; "
+        "ONNX Runtime 1 intra- and 1 inter-op thread.",
+        "",
+        "| contender | what it is |",
+        "|---|---|",
+        *[f"| {c['label']} | {c['note']} |" for c in results["contenders"]],
+        "| in-process floor | `VitalCheckAPI` called directly on the same inputs, no HTTP "
+        "(compute: on a validated request; full: + JSON validation and serialisation) |",
+        "",
+        "## Targets",
+        "",
+    ]
+    for key in vitalchecks:
+        lines += [f"**{labels[key]}**", "", "| target | measured | value | |", "|---|---|---|---|"]
+        lines += [f"| {t} | {m_} | {v} | {_mark(ok)} |" for t, m_, v, ok in targets(results, key)]
+        lines.append("")
+
+    lines += ["## Latency and throughput", ""]
+    lines += [f"![{name}]({name})" for name in images]
+    lines.append("")
+    for workload, meta in results["workloads"].items():
+        lines += [
+            f"### {meta['title']} — `{meta['path']}`",
+            "",
+            "| c | contender | p50 ms | p99 ms | req/s | errors | server CPU ms/req |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in results["load"]:
+            if row["workload"] != workload:
+                continue
+            lines.append(
+                f"| {row['concurrency']} | {labels[row['contender']]} | {_fmt(row['p50_ms'])} | {_fmt(row['p99_ms'])} "
+                f"| {_fmt(row['rps'], 1)} | {row['errors']} | {_fmt(row['server_cpu_ms_per_req'])} |"
+            )
+        floor = results["floors"].get(workload)
+        if floor:
+            lines.append(
+                f"| 1 | in-process compute | {_fmt(floor['compute']['p50_ms'])} | {_fmt(floor['compute']['p99_ms'])} "
+                f"| {_fmt(floor['compute']['rps'], 1)} | – | – |"
+            )
+            lines.append(
+                f"| 1 | in-process full | {_fmt(floor['full']['p50_ms'])} | {_fmt(floor['full']['p99_ms'])} "
+                f"| {_fmt(floor['full']['rps'], 1)} | – | – |"
+            )
+        lines.append("")
+
+    ceiling = [r for r in results["load"] if r["workload"] == "livez"]
+    if ceiling:
+        best = max(ceiling, key=lambda r: r["rps"])
+        lines += [
+            "### Is the load generator the bottleneck?",
+            "",
+            f"The highest rate measured on a trivial endpoint was {best['rps']:,.0f} req/s "
+            f"({labels[best['contender']]}, c={best['concurrency']}), with wrk using "
+            f"{best['client_cpu_s'] / best['seconds'] * 100:.0f} % of one core; every model workload ran at a "
+            "fraction of that rate, so the servers, not wrk, set the figures. wrk's CPU per run is in results.json.",
+            "",
+        ]
+
+    lines += ["## Start-up, memory, answers", "", "| contender | start-up to /readyz 200, s (each cold start) | processes: role RSS (USS) MB | total RSS MB |", "|---|---|---|---|"]
+    for key in keys:
+        memory = results["memory"].get(key, [])
+        procs = "; ".join(f"{p['role']} {p['rss_mb']:.0f} ({p['uss_mb']:.0f})" for p in memory)
+        total = sum(p["rss_mb"] for p in memory)
+        startup = ", ".join(f"{t:.2f}" for t in results["startup_s"].get(key, []))
+        lines.append(f"| {labels[key]} | {startup} | {procs} | {total:.0f} |")
+    lines += ["", "Every contender's answer to every workload, compared with the in-process answer (the `model` block aside):", ""]
+    for key, answers in results["answers"].items():
+        lines.append(f"- {labels[key]}: " + ", ".join(f"{w} {v}" for w, v in answers.items()))
+    lines.append("")
+
+    scoring = results.get("scoring", {})
+    if scoring:
+        inproc = scoring["inprocess"]
+        lines += [
+            f"## Batch scoring of {inproc['rows']:,} records",
+            "",
+            f"Diabetes records (real rows, sampled with replacement) in chunks of {plan['scoring_chunk']:,}, one after "
+            "the other, through each server's `/api/v1/risk/diabetes/batch` on one keep-alive connection, "
+            "vs the same chunks scored in-process (validate the JSON, score with contributions, serialise).",
+            "",
+            "| path | rows | seconds | rows/s | ÷ in-process |",
+            "|---|---|---|---|---|",
+            f"| in-process | {inproc['rows']:,} | {inproc['seconds']:.1f} | {inproc['rows_per_s']:,.0f} | 1.00 |",
+        ]
+        for key, s in scoring.items():
+            if key == "inprocess":
+                continue
+            ratio = s["rows_per_s"] / inproc["rows_per_s"]
+            lines.append(f"| {labels[key]} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | {ratio:.2f} |")
+        lines.append(f"\n(In-process compute alone, without JSON: {inproc['compute_rows_per_s']:,.0f} rows/s.)\n")
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict, out: Path) -> Path:
+    """Write REPORT.md and the plots into ``out``; return the report's path."""
+    images = plots(results, out)
+    path = out / "REPORT.md"
+    path.write_text(markdown(results, images))
+    return path
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results")
+    print(write(json.loads((folder / "results.json").read_text()), folder))

@@ -1,0 +1,455 @@
+"""Run the whole comparison once and write the report.
+
+Order of events (one run, one machine, the same artifacts and request bodies for everyone):
+
+1. a private model store (``BENTOML_HOME`` under the results folder) filled by ``import_models.py``;
+2. the request bodies (:mod:`benchmarks.workloads`) and the batch-scoring chunks;
+3. start-up: every contender is cold-started ``startup_repeats`` times, one at a time, timing
+   process start → first 200 from ``/readyz``; the last start stays up for the load;
+4. the in-process floor (:mod:`benchmarks.inprocess`, its own process);
+5. a correctness check: every contender's answer to every workload equals the floor's;
+6. the load matrix: for each workload and concurrency, every contender in turn (the order
+   rotates from cell to cell), closed loop with ``wrk`` for a fixed number of requests;
+7. resident memory of every process of every contender (psutil, after the load);
+8. batch scoring of the 100,000 records through each server's batch endpoint, chunk after chunk;
+9. results.json, REPORT.md and the PNG plots (:mod:`benchmarks.report`).
+
+Environment: ``BENCH_QUICK=1`` (~1 minute smoke run), ``BENCH_OUT`` (results folder, default
+``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the prototype contenders of
+:data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to run only some).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchmarks import loadgen, report
+from benchmarks.servers import ROOT, THREAD_ENV, VENV_BIN, Server, bentoml_server, uvicorn_server
+from benchmarks.workloads import BATCH_MODEL, Workload, build, sample_records
+
+CONFIGS = Path(__file__).with_name("configs")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure.
+
+    Attributes:
+        quick: smoke-test mode.
+        concurrencies: closed-loop concurrency levels.
+        requests: responses per (workload, concurrency, contender) cell, by workload.
+        reload_requests: the same for the reload-per-request contender (it is 10-100x slower).
+        batch_concurrencies: concurrency levels of the 1,000-record batch workload.
+        reload_concurrencies: concurrency levels the reload-per-request contender is run at.
+        startup_repeats: cold starts timed per contender.
+        scoring_rows: records scored in the batch-scoring comparison.
+        scoring_chunk: records per batch request when scoring through a server.
+        floor_iterations: timed in-process calls per single-record workload.
+
+    """
+
+    quick: bool
+    concurrencies: tuple[int, ...]
+    requests: dict[str, int]
+    reload_requests: dict[str, int]
+    batch_concurrencies: tuple[int, ...]
+    reload_concurrencies: tuple[int, ...]
+    startup_repeats: int
+    scoring_rows: int
+    scoring_chunk: int
+    floor_iterations: int
+
+
+FULL = Plan(
+    quick=False,
+    concurrencies=(1, 8, 32, 64),
+    requests={"livez": 3000, "diabetes": 320, "stroke": 320, "insurance": 320, "mri": 320, "batch1000": 24},
+    reload_requests={"livez": 3000, "diabetes": 64, "stroke": 64, "insurance": 32, "mri": 64, "batch1000": 12},
+    batch_concurrencies=(1, 8),
+    reload_concurrencies=(1, 8),
+    startup_repeats=3,
+    scoring_rows=100_000,
+    scoring_chunk=10_000,
+    floor_iterations=300,
+)
+QUICK = Plan(
+    quick=True,
+    concurrencies=(1, 8, 32),
+    requests={"livez": 500, "diabetes": 64, "stroke": 64, "insurance": 64, "mri": 64, "batch1000": 4},
+    reload_requests={"livez": 500, "diabetes": 16, "stroke": 16, "insurance": 8, "mri": 16, "batch1000": 2},
+    batch_concurrencies=(1,),
+    reload_concurrencies=(1,),
+    startup_repeats=1,
+    scoring_rows=10_000,
+    scoring_chunk=5_000,
+    floor_iterations=30,
+)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One server under test.
+
+    Attributes:
+        key: short name ('reload', 'original', 'vitalcheck', ...).
+        label: name in the report.
+        kind: 'uvicorn' (FastAPI module) or 'bentoml' (``bentoml serve`` target).
+        target: module (uvicorn) or service (bentoml) to serve.
+        env: extra environment (e.g. ``BENTOML_CONFIG``).
+        note: what it is, for the report.
+        load: False for a start-up-only lever (timed and measured, then stopped before the load).
+
+    """
+
+    key: str
+    label: str
+    kind: str
+    target: str
+    env: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+    load: bool = True
+
+
+CONTENDERS = [
+    Contender(
+        "reload",
+        "reload-per-request (FastAPI)",
+        "uvicorn",
+        "benchmarks.apps.reload_per_request",
+        note="joblib.load / new InferenceSession inside every handler",
+    ),
+    Contender(
+        "original",
+        "original design (FastAPI)",
+        "uvicorn",
+        "benchmarks.apps.original_design",
+        note="lifespan loads the registry into app.state, Depends hands it to sync routes; 1 uvicorn worker",
+    ),
+    Contender(
+        "vitalcheck",
+        "VitalCheck (bentoml serve)",
+        "bentoml",
+        "service:VitalCheck",
+        note="as shipped: service.py unchanged, BentoML defaults (1 worker), no token",
+    ),
+]
+"""The contenders of issue #5, in report order."""
+
+RECOMMENDED = Contender(
+    "vc_recommended",
+    "VitalCheck + recommended changes",
+    "bentoml",
+    "benchmarks.variants.service:MicroBatched",
+    (("BENTOML_CONFIG", str(CONFIGS / "recommended.yaml")),),
+    "prototype: micro-batched single-record endpoints + 2 workers + no access log/metrics "
+    "(benchmarks/variants/service.py, benchmarks/configs/recommended.yaml)",
+)
+"""The recommended product changes together, measured in every run beside VitalCheck as shipped."""
+
+
+def _config(key: str, label: str, config: str, note: str) -> Contender:
+    return Contender(key, label, "bentoml", "service:VitalCheck", (("BENTOML_CONFIG", str(CONFIGS / config)),), note)
+
+
+LEVER_CONTENDERS = [
+    _config("vc_2workers", "VitalCheck, 2 workers", "workers2.yaml", "workers: 2 (configs/workers2.yaml)"),
+    _config("vc_threads4", "VitalCheck, 4 threads", "threads4.yaml", "threads: 4 (configs/threads4.yaml)"),
+    _config("vc_quiet", "VitalCheck, no access log/metrics", "quiet.yaml", "access log + metrics off (configs/quiet.yaml)"),
+    Contender(
+        "vc_async",
+        "VitalCheck, async methods",
+        "bentoml",
+        "benchmarks.variants.service:AsyncMethods",
+        note="single-record risk endpoints as async methods (variants/service.py)",
+    ),
+    Contender(
+        "vc_microbatch",
+        "VitalCheck, micro-batched",
+        "bentoml",
+        "benchmarks.variants.service:MicroBatched",
+        note="single-record risk endpoints micro-batched, 1 worker, default logging (variants/service.py)",
+    ),
+    Contender(
+        "vc_nopreflight",
+        "VitalCheck, no pre-flight check",
+        "bentoml",
+        "service:VitalCheck",
+        (("VITALCHECK_SKIP_PREFLIGHT", "1"),),
+        "start-up only: VITALCHECK_SKIP_PREFLIGHT=1 (the serving process does not load the registry first)",
+        load=False,
+    ),
+]
+"""Prototype levers measured as extra contenders when BENCH_LEVERS=1."""
+
+
+def machine() -> dict:
+    """CPU model, cores, memory, load average and software versions of this run."""
+    info = {"cpu": platform.processor() or "unknown", "cores": os.cpu_count(), "python": platform.python_version()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                info["cpu"] = value.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    with open("/proc/meminfo") as fh:
+        info["ram_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
+    info["kernel"] = platform.release()
+    wrk = subprocess.run([loadgen.wrk_path(), "-v"], capture_output=True, text=True)
+    info["wrk"] = (wrk.stdout + wrk.stderr).splitlines()[0].split(" [")[0] if (wrk.stdout + wrk.stderr) else "wrk"
+    from importlib.metadata import version
+
+    info["versions"] = {p: version(p) for p in ("bentoml", "fastapi", "uvicorn", "scikit-learn", "onnxruntime")}
+    return info
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def prepare_store(home: Path) -> None:
+    """Fill a private model store with the eight artifacts (``import_models.py``)."""
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
+    subprocess.run([str(VENV_BIN / "python"), "import_models.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def make_server(contender: Contender, log_dir: Path, home: Path) -> Server:
+    """The :class:`Server` of a contender (a new free port each time)."""
+    env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True", **dict(contender.env)}
+    if contender.kind == "uvicorn":
+        return uvicorn_server(contender.key, contender.label, contender.target, log_dir, env)
+    return bentoml_server(contender.key, contender.label, log_dir, env, contender.target)
+
+
+def post(port: int, workload: Workload, timeout: float = 120.0) -> tuple[int, bytes]:
+    """Send one request of ``workload`` to 127.0.0.1:port; return status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": workload.content_type} if workload.content_type else {}
+        connection.request(workload.method, workload.path, body=workload.body() or None, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _comparable(answer: dict) -> dict:
+    """An answer without the ``model`` block (store tags differ between contenders)."""
+    return {k: v for k, v in answer.items() if k != "model"}
+
+
+def max_difference(a, b) -> float:
+    """Largest absolute difference between two JSON documents' numbers (inf if their shapes differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return float("inf")
+        return max((max_difference(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((max_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    if isinstance(a, bool | str | None) or isinstance(b, bool | str | None):
+        return 0.0 if a == b else float("inf")
+    return abs(a - b)
+
+
+def check_answers(servers: dict[str, Server], workloads: dict[str, Workload], floors: dict) -> dict:
+    """Whether every contender answers every workload exactly as the in-process floor does."""
+    result = {}
+    for key, server in servers.items():
+        result[key] = {}
+        for name, workload in workloads.items():
+            if workload.kind == "trivial":
+                continue
+            status, body = post(server.port, workload)
+            if status != 200:
+                result[key][name] = f"DIFFERENT (HTTP {status})"
+                continue
+            got, want = _comparable(json.loads(body)), _comparable(floors[name]["response"])
+            difference = max_difference(got, want)
+            if got == want:
+                result[key][name] = "identical"
+            elif difference <= 1e-12:
+                result[key][name] = f"equal within {difference:.0e}"
+            else:
+                result[key][name] = f"DIFFERENT (max difference {difference:.3g})"
+    return result
+
+
+def score_through(server: Server, chunks: list[Path], route: str, warmup: bytes) -> dict:
+    """Post every chunk to the batch route in turn on one keep-alive connection; rows per second."""
+    bodies = [c.read_bytes() for c in chunks]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+    rows, errors = 0, 0
+    try:
+        connection.request("POST", route, body=warmup, headers=_JSON)
+        connection.getresponse().read()
+        started = time.perf_counter()
+        for body in bodies:
+            connection.request("POST", route, body=body, headers=_JSON)
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status == 200:
+                rows += answer.count(b'"risk_level"')  # one per prediction; cheaper than parsing
+            else:
+                errors += 1
+        seconds = time.perf_counter() - started
+    finally:
+        connection.close()
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "errors": errors}
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def cells(plan: Plan, workloads: dict[str, Workload], keys: list[str]):
+    """Yield ``(workload, concurrency, contender keys in this cell's order)``, the order rotating per cell."""
+    turn = 0
+    for workload in workloads.values():
+        levels = plan.batch_concurrencies if workload.kind == "batch" else plan.concurrencies
+        for concurrency in levels:
+            present = [k for k in keys if k != "reload" or concurrency in plan.reload_concurrencies]
+            shift = turn % len(present)
+            yield workload, concurrency, present[shift:] + present[:shift]
+            turn += 1
+
+
+def main() -> int:
+    """Run everything; write results.json, REPORT.md and the plots. Return the exit status."""
+    plan = QUICK if os.environ.get("BENCH_QUICK") == "1" else FULL
+    out = Path(os.environ.get("BENCH_OUT", ROOT / "benchmarks" / "results"))
+    out.mkdir(parents=True, exist_ok=True)
+    for variable, value in THREAD_ENV.items():
+        os.environ.setdefault(variable, value)
+    contenders = [*CONTENDERS, RECOMMENDED, *(LEVER_CONTENDERS if os.environ.get("BENCH_LEVERS") == "1" else [])]
+    if only := os.environ.get("BENCH_CONTENDERS"):
+        contenders = [c for c in contenders if c.key in only.split(",")]
+    started = time.perf_counter()
+    log = _logger(out / "bench.log")
+    results: dict = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "plan": asdict(plan),
+        "machine": machine(),
+        "load_before": load_average(),
+        "contenders": [asdict(c) for c in contenders],
+        "command": "make bench" + (" BENCH_QUICK=1" if plan.quick else ""),
+    }
+    log(f"plan: {'quick' if plan.quick else 'full'}; load average {results['load_before']}; {results['machine']['cpu']}")
+
+    home = out / "bentoml_home"
+    prepare_store(home)
+    data_dir = Path(os.environ.get("VITALCHECK_DATA_DIR", ROOT.parent / "shared" / "datasets"))
+    workloads = build(out / "bodies", data_dir)
+    records = sample_records(BATCH_MODEL, plan.scoring_rows, data_dir, seed=1)
+    chunks = []
+    for i in range(0, len(records), plan.scoring_chunk):
+        chunk = out / "bodies" / f"scoring-{i // plan.scoring_chunk:03d}.body"
+        chunk.write_text(json.dumps({"records": records[i : i + plan.scoring_chunk]}))
+        chunks.append(chunk)
+    results["workloads"] = {k: {"title": w.title, "path": w.path, "kind": w.kind} for k, w in workloads.items()}
+    log(f"store, bodies and {len(chunks)} scoring chunks ready ({time.perf_counter() - started:.0f} s)")
+
+    servers: dict[str, Server] = {}
+    results["startup_s"] = {}
+    try:
+        for contender in contenders:
+            times = []
+            for attempt in range(plan.startup_repeats):
+                server = make_server(contender, out / "logs", home)
+                times.append(server.start())
+                if attempt < plan.startup_repeats - 1:
+                    server.stop()
+            results["startup_s"][contender.key] = times
+            if contender.load:
+                servers[contender.key] = server
+            else:
+                results.setdefault("memory", {})[contender.key] = server.memory()
+                server.stop()
+            log(f"{contender.key}: ready in {', '.join(f'{t:.2f}' for t in times)} s")
+
+        floor_file = out / "inprocess.json"
+        subprocess.run(
+            [str(VENV_BIN / "python"), "-m", "benchmarks.inprocess", "--bodies", str(out / "bodies")]
+            + ["--data-dir", str(data_dir), "--out", str(floor_file), "--iterations", str(plan.floor_iterations)]
+            + ["--chunks", *map(str, chunks)],
+            cwd=ROOT,
+            env={**os.environ, **THREAD_ENV},
+            check=True,
+        )
+        inprocess = json.loads(floor_file.read_text())
+        results["floors"] = {k: {f: v[f] for f in ("compute", "full")} for k, v in inprocess["floors"].items()}
+        results["scoring"] = {"inprocess": inprocess["batch_scoring"]}
+        log(f"in-process floor done ({time.perf_counter() - started:.0f} s)")
+
+        results["answers"] = check_answers(servers, workloads, inprocess["floors"])
+        log(f"answers: {results['answers']}")
+
+        results["load"] = []
+        warmed: set[tuple[str, str]] = set()
+        for workload, concurrency, order in cells(plan, workloads, list(servers)):
+            for key in order:
+                server = servers[key]
+                budget = plan.reload_requests if key == "reload" else plan.requests
+                n = max(budget[workload.name], concurrency * (1 if workload.kind == "batch" else 2))
+                if (key, workload.name) not in warmed:
+                    loadgen.run(server.url, workload, min(4, concurrency * 4), max(8, n // 10), 300)
+                    warmed.add((key, workload.name))
+                cpu = server.cpu_seconds()
+                figures = loadgen.run(server.url, workload, concurrency, n, 600)
+                row = {"workload": workload.name, "concurrency": concurrency, "contender": key, **figures.as_dict()}
+                row["server_cpu_ms_per_req"] = (server.cpu_seconds() - cpu) * 1000 / max(1, figures.requests)
+                results["load"].append(row)
+                log(
+                    f"{workload.name:9} c={concurrency:<3} {key:12} p50 {figures.p50_ms:8.2f} ms  "
+                    f"p99 {figures.p99_ms:8.2f} ms  {figures.rps:8.1f} req/s  errors {figures.errors}"
+                )
+        results.setdefault("memory", {}).update({key: server.memory() for key, server in servers.items()})
+
+        route = f"/api/v1/risk/{BATCH_MODEL}/batch"
+        for key in servers:
+            if key == "reload":
+                continue
+            results["scoring"][key] = score_through(servers[key], chunks, route, workloads["batch1000"].body())
+            log(f"batch scoring via {key}: {results['scoring'][key]['rows_per_s']:.0f} rows/s")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+    results["load_after"] = load_average()
+    results["elapsed_s"] = time.perf_counter() - started
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    report.write(results, out)
+    log(f"done in {results['elapsed_s']:.0f} s: {out / 'REPORT.md'}")
+    return 0
+
+
+def _logger(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "w")  # noqa: SIM115  (kept open for the whole run)
+
+    def log(message: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')}] {message}"
+        print(line, flush=True)
+        fh.write(line + "\n")
+        fh.flush()
+
+    return log
+
+
+if __name__ == "__main__":
+    sys.exit(main())
