@@ -51,5 +51,23 @@ image: artifacts ## the OCI image without Docker: Bento + buildah (packaging/bui
 image-test: artifacts ## build or reuse the image, run it with podman, compare every endpoint with in-process
 	VITALCHECK_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image -m slow
 
+bench: artifacts ## compare reload-per-request, the original FastAPI design and VitalCheck (BENCH_QUICK=1: ~1 min smoke run); report in benchmarks/results/
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python -m benchmarks
+
+.PHONY: spark-test spark-bench
+spark-test: artifacts ## Spark batch scoring tests (installs the spark extra; needs Java 17+): 100k rows on local[2] vs the service
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[spark]'
+	$(BIN)/python -m pytest tests/batch -m slow
+
+spark-bench: artifacts ## rows/s of 1,000,000 rows on Spark local[2] vs in-process on one core (docs/SPARK.md); SPARK_BENCH_ROWS=... to change
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[spark]'
+	$(BIN)/python benchmarks/spark_batch.py --rows $${SPARK_BENCH_ROWS:-1000000}
+
+.PHONY: reliability
+reliability: import ## fuzzing (1,000 cases per endpoint), refused starts, worker kill, SIGTERM, timeout, 10-min soak (SOAK_MINUTES=1 to try); docs/RELIABILITY.md
+	$(BIN)/python -m reliability $(RELIABILITY_STEPS) --soak-minutes $${SOAK_MINUTES:-10}
+
 clean: ## remove the virtualenv and the trained (uncommitted) artifacts
 	rm -rf $(VENV) $(PICKLES) artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md

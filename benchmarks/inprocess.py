@@ -28,22 +28,39 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def _time(fn, iterations: int, warmup: int) -> dict:
-    """Serial timings of ``fn()`` in milliseconds: p50, p99, mean and calls per second."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
+def _stats(samples: list[float], cpu_s: float) -> dict:
     return {
-        "iterations": iterations,
+        "cpu_ms": cpu_s * 1000 / len(samples),
+        "iterations": len(samples),
         "p50_ms": _percentile(samples, 50),
         "p99_ms": _percentile(samples, 99),
         "mean_ms": statistics.fmean(samples),
         "rps": 1000 / statistics.fmean(samples),
     }
+
+
+def _time(calls: dict, iterations: int, warmup: int) -> dict:
+    """Serial timings in milliseconds of each function of ``calls``, interleaved call by call.
+
+    Alternating the functions (rather than timing one, then the other) lets a burst of outside
+    load on a shared machine hit both alike.
+
+    Returns:
+        ``{name: {"p50_ms", "p99_ms", "mean_ms", "cpu_ms", "rps", "iterations"}}``.
+
+    """
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    samples: dict = {name: [] for name in calls}
+    cpu: dict = dict.fromkeys(calls, 0.0)
+    for _ in range(iterations):
+        for name, fn in calls.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            fn()
+            samples[name].append((time.perf_counter() - started) * 1000)
+            cpu[name] += time.process_time() - started_cpu
+    return {name: _stats(samples[name], cpu[name]) for name in calls}
 
 
 def floors(bodies: dict[str, Path], image: Path, iterations: dict[str, int]) -> dict:
@@ -73,17 +90,15 @@ def floors(bodies: dict[str, Path], image: Path, iterations: dict[str, int]) -> 
             record = model.model_validate_json(body)
             compute = lambda r=record, k=name: api.single(k, r)  # noqa: E731
             full = lambda b=body, m=model, k=name: api.single(k, m.model_validate_json(b)).model_dump_json()  # noqa: E731
-        results[name] = {
-            "compute": _time(compute, n, max(3, n // 10)),
-            "full": _time(full, n, max(3, n // 10)),
-            "response": json.loads(full()),
-        }
+        results[name] = _time({"compute": compute, "full": full}, n, max(3, n // 10))
+        results[name]["response"] = json.loads(full())
     n = iterations["mri"]
-    results["mri"] = {
-        "compute": _time(lambda: api.brain_tumor(image), n, max(3, n // 10)),
-        "full": _time(lambda: api.brain_tumor(image).model_dump_json(), n, max(3, n // 10)),
-        "response": json.loads(api.brain_tumor(image).model_dump_json()),
-    }
+    results["mri"] = _time(
+        {"compute": lambda: api.brain_tumor(image), "full": lambda: api.brain_tumor(image).model_dump_json()},
+        n,
+        max(3, n // 10),
+    )
+    results["mri"]["response"] = json.loads(api.brain_tumor(image).model_dump_json())
     return results
 
 

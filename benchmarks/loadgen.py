@@ -114,11 +114,16 @@ def run(base_url: str, workload: Workload, concurrency: int, requests: int, max_
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
-    for line in process.stderr:
-        if "WRK-LIMIT-REACHED" in line:
-            process.send_signal(signal.SIGINT)
-            break
-    stdout, stderr = process.communicate(timeout=max_seconds + 30)
+    try:
+        for line in process.stderr:
+            if "WRK-LIMIT-REACHED" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = process.communicate(timeout=max_seconds + 30)
+    finally:
+        if process.poll() is None:  # interrupted: never leave wrk running
+            process.kill()
+            process.wait()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [line for line in stdout.splitlines() if line.startswith("{")]

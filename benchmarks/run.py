@@ -16,7 +16,8 @@ Order of events (one run, one machine, the same artifacts and request bodies for
 
 Environment: ``BENCH_QUICK=1`` (~1 minute smoke run), ``BENCH_OUT`` (results folder, default
 ``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the prototype contenders of
-:data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to run only some).
+:data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to run only some),
+``BENCH_CONCURRENCIES`` (e.g. ``1,32``: other concurrency levels).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import json
 import os
 import platform
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from benchmarks import loadgen, report
@@ -55,6 +58,8 @@ class Plan:
         scoring_rows: records scored in the batch-scoring comparison.
         scoring_chunk: records per batch request when scoring through a server.
         floor_iterations: timed in-process calls per single-record workload.
+        rounds: each cell is split into this many interleaved rounds (fewer when a round
+            would hold under 2 requests per connection).
 
     """
 
@@ -68,31 +73,34 @@ class Plan:
     scoring_rows: int
     scoring_chunk: int
     floor_iterations: int
+    rounds: int
 
 
 FULL = Plan(
     quick=False,
     concurrencies=(1, 8, 32, 64),
-    requests={"livez": 3000, "diabetes": 320, "stroke": 320, "insurance": 320, "mri": 320, "batch1000": 24},
-    reload_requests={"livez": 3000, "diabetes": 64, "stroke": 64, "insurance": 32, "mri": 64, "batch1000": 12},
+    requests={"livez": 2000, "diabetes": 128, "stroke": 96, "insurance": 96, "mri": 192, "batch1000": 12},
+    reload_requests={"livez": 3000, "diabetes": 48, "stroke": 48, "insurance": 24, "mri": 48, "batch1000": 8},
     batch_concurrencies=(1, 8),
     reload_concurrencies=(1, 8),
-    startup_repeats=3,
+    startup_repeats=2,
     scoring_rows=100_000,
     scoring_chunk=10_000,
-    floor_iterations=300,
+    floor_iterations=100,
+    rounds=4,
 )
 QUICK = Plan(
     quick=True,
-    concurrencies=(1, 8, 32),
-    requests={"livez": 500, "diabetes": 64, "stroke": 64, "insurance": 64, "mri": 64, "batch1000": 4},
-    reload_requests={"livez": 500, "diabetes": 16, "stroke": 16, "insurance": 8, "mri": 16, "batch1000": 2},
+    concurrencies=(1, 8),
+    requests={"livez": 300, "diabetes": 32, "stroke": 32, "insurance": 32, "mri": 32, "batch1000": 2},
+    reload_requests={"livez": 300, "diabetes": 8, "stroke": 8, "insurance": 4, "mri": 8, "batch1000": 1},
     batch_concurrencies=(1,),
     reload_concurrencies=(1,),
     startup_repeats=1,
-    scoring_rows=10_000,
+    scoring_rows=5_000,
     scoring_chunk=5_000,
-    floor_iterations=30,
+    floor_iterations=20,
+    rounds=2,
 )
 
 
@@ -149,10 +157,10 @@ RECOMMENDED = Contender(
     "vc_recommended",
     "VitalCheck + recommended changes",
     "bentoml",
-    "benchmarks.variants.service:MicroBatched",
+    "benchmarks.variants.service:Recommended",
     (("BENTOML_CONFIG", str(CONFIGS / "recommended.yaml")),),
-    "prototype: micro-batched single-record endpoints + 2 workers + no access log/metrics "
-    "(benchmarks/variants/service.py, benchmarks/configs/recommended.yaml)",
+    "prototype: micro-batched single-record endpoints + one-frame fast path + 2 workers "
+    "(benchmarks/variants/service.py:Recommended, benchmarks/configs/recommended.yaml)",
 )
 """The recommended product changes together, measured in every run beside VitalCheck as shipped."""
 
@@ -178,6 +186,22 @@ LEVER_CONTENDERS = [
         "bentoml",
         "benchmarks.variants.service:MicroBatched",
         note="single-record risk endpoints micro-batched, 1 worker, default logging (variants/service.py)",
+    ),
+    Contender(
+        "vc_fastpath",
+        "VitalCheck, fast path",
+        "bentoml",
+        "benchmarks.variants.service:FastPath",
+        note="tabular predictions with one frame and one pipeline call (variants/fastpath.py)",
+    ),
+    Contender(
+        "vc_lazy",
+        "VitalCheck, light serving process",
+        "bentoml",
+        "benchmarks.variants.lazy_service:LazyImports",
+        note="start-up only: heavy imports and golden checks in the worker only, cheap sha256 pre-flight "
+        "(variants/lazy_service.py)",
+        load=False,
     ),
     Contender(
         "vc_nopreflight",
@@ -226,6 +250,27 @@ def prepare_store(home: Path) -> None:
     home.mkdir(parents=True)
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     subprocess.run([str(VENV_BIN / "python"), "import_models.py"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+STARTUP_PROBE = """
+import json, time
+w, c = time.perf_counter(), time.process_time()
+import service
+w1, c1 = time.perf_counter(), time.process_time()
+service.load_registry()
+w2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"import_wall_s": w1 - w, "import_cpu_s": c1 - c, "load_wall_s": w2 - w1, "load_cpu_s": c2 - c1}))
+"""
+"""Times, in a fresh process, what every VitalCheck process does before it is ready: imports, then the registry."""
+
+
+def startup_breakdown(home: Path) -> dict:
+    """Wall and CPU seconds of ``import service`` and of ``load_registry()`` in a fresh process."""
+    env = {**os.environ, **THREAD_ENV, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", STARTUP_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def make_server(contender: Contender, log_dir: Path, home: Path) -> Server:
@@ -317,6 +362,38 @@ def score_through(server: Server, chunks: list[Path], route: str, warmup: bytes)
 _JSON = {"Content-Type": "application/json"}
 
 
+def _requests(plan: Plan, key: str, workload: Workload, concurrency: int) -> int:
+    """Responses to collect in one cell: the plan's count, at least 2 per connection (1 for batches)."""
+    budget = plan.reload_requests if key == "reload" else plan.requests
+    return max(budget[workload.name], concurrency * (1 if workload.kind == "batch" else 2))
+
+
+def _combine(runs: list[tuple[loadgen.LoadResult, float]]) -> dict:
+    """One cell's figures from its rounds: medians of the rounds' percentiles, totals of the rest.
+
+    The rounds of a cell are interleaved with the other contenders' rounds, so a burst of
+    outside load lands on every contender; the median round is the cell's figure, and the
+    spread of the rounds' p50 shows how noisy the machine was.
+    """
+    figures = [f for f, _ in runs]
+    requests = sum(f.requests for f in figures)
+    seconds = sum(f.seconds for f in figures)
+    return {
+        "rounds": len(figures),
+        "requests": requests,
+        "seconds": seconds,
+        "rps": requests / seconds,
+        "p50_ms": statistics.median(f.p50_ms for f in figures),
+        "p90_ms": statistics.median(f.p90_ms for f in figures),
+        "p99_ms": statistics.median(f.p99_ms for f in figures),
+        "max_ms": max(f.max_ms for f in figures),
+        "p50_spread_ms": [min(f.p50_ms for f in figures), max(f.p50_ms for f in figures)],
+        "errors": sum(f.errors for f in figures),
+        "client_cpu_s": sum(f.client_cpu_s for f in figures),
+        "server_cpu_ms_per_req": sum(cpu for _, cpu in runs) * 1000 / max(1, requests),
+    }
+
+
 def cells(plan: Plan, workloads: dict[str, Workload], keys: list[str]):
     """Yield ``(workload, concurrency, contender keys in this cell's order)``, the order rotating per cell."""
     turn = 0
@@ -329,9 +406,22 @@ def cells(plan: Plan, workloads: dict[str, Workload], keys: list[str]):
             turn += 1
 
 
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM (and SIGINT, which a background job ignores) into SystemExit so the servers get stopped."""
+
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def main() -> int:
     """Run everything; write results.json, REPORT.md and the plots. Return the exit status."""
+    _stop_on_sigterm()
     plan = QUICK if os.environ.get("BENCH_QUICK") == "1" else FULL
+    if levels := os.environ.get("BENCH_CONCURRENCIES"):
+        plan = replace(plan, concurrencies=tuple(int(c) for c in levels.split(",")))
     out = Path(os.environ.get("BENCH_OUT", ROOT / "benchmarks" / "results"))
     out.mkdir(parents=True, exist_ok=True)
     for variable, value in THREAD_ENV.items():
@@ -382,6 +472,9 @@ def main() -> int:
                 server.stop()
             log(f"{contender.key}: ready in {', '.join(f'{t:.2f}' for t in times)} s")
 
+        results["startup_breakdown"] = startup_breakdown(home)
+        log(f"start-up breakdown of one VitalCheck process: {results['startup_breakdown']}")
+
         floor_file = out / "inprocess.json"
         subprocess.run(
             [str(VENV_BIN / "python"), "-m", "benchmarks.inprocess", "--bodies", str(out / "bodies")]
@@ -402,21 +495,26 @@ def main() -> int:
         results["load"] = []
         warmed: set[tuple[str, str]] = set()
         for workload, concurrency, order in cells(plan, workloads, list(servers)):
+            counts = {key: _requests(plan, key, workload, concurrency) for key in order}
+            rounds = max(1, min(plan.rounds, min(n // (2 * concurrency) for n in counts.values())))
+            runs: dict[str, list] = {key: [] for key in order}
             for key in order:
-                server = servers[key]
-                budget = plan.reload_requests if key == "reload" else plan.requests
-                n = max(budget[workload.name], concurrency * (1 if workload.kind == "batch" else 2))
                 if (key, workload.name) not in warmed:
-                    loadgen.run(server.url, workload, min(4, concurrency * 4), max(8, n // 10), 300)
+                    n = counts[key]
+                    loadgen.run(servers[key].url, workload, min(4, concurrency * 4), max(8, n // 10), 300)
                     warmed.add((key, workload.name))
-                cpu = server.cpu_seconds()
-                figures = loadgen.run(server.url, workload, concurrency, n, 600)
-                row = {"workload": workload.name, "concurrency": concurrency, "contender": key, **figures.as_dict()}
-                row["server_cpu_ms_per_req"] = (server.cpu_seconds() - cpu) * 1000 / max(1, figures.requests)
+            for r in range(rounds):
+                for key in order[r % len(order) :] + order[: r % len(order)]:
+                    cpu = servers[key].cpu_seconds()
+                    figures = loadgen.run(servers[key].url, workload, concurrency, counts[key] // rounds, 600)
+                    runs[key].append((figures, servers[key].cpu_seconds() - cpu))
+            for key in order:
+                row = {"workload": workload.name, "concurrency": concurrency, "contender": key, **_combine(runs[key])}
                 results["load"].append(row)
                 log(
-                    f"{workload.name:9} c={concurrency:<3} {key:12} p50 {figures.p50_ms:8.2f} ms  "
-                    f"p99 {figures.p99_ms:8.2f} ms  {figures.rps:8.1f} req/s  errors {figures.errors}"
+                    f"{workload.name:9} c={concurrency:<3} {key:14} p50 {row['p50_ms']:8.2f} ms  "
+                    f"p99 {row['p99_ms']:8.2f} ms  {row['rps']:8.1f} req/s  errors {row['errors']}  "
+                    f"({rounds} rounds, p50 {row['p50_spread_ms'][0]:.1f}-{row['p50_spread_ms'][1]:.1f})"
                 )
         results.setdefault("memory", {}).update({key: server.memory() for key, server in servers.items()})
 

@@ -22,7 +22,8 @@
 # /var/lib/vitalcheck-image); DEBIAN_MIRROR (default http://deb.debian.org/debian);
 # VITALCHECK_BUILD_CA_BUNDLE (CA bundle mounted read-only while building, for hosts whose
 # HTTPS goes through an intercepting proxy; default the host's own bundle; never in the image);
-# VITALCHECK_IMAGE_FORCE=1 rebuilds the image, VITALCHECK_BASE_FORCE=1 remakes the base.
+# VITALCHECK_IMAGE_FORCE=1 rebuilds the image, VITALCHECK_BASE_FORCE=1 remakes the base;
+# the newest VITALCHECK_IMAGE_KEEP (default 2) images are kept, older ones pruned.
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,8 +54,6 @@ BASE_CHANGES=(
     "ENV PIP_CERT=$BUILD_CA"
     'CMD ["python3"]'
 )
-# Identifies how the base is made; a base (or rootfs) made another way is remade.
-BASE_RECIPE=$(printf '%s\n' "bookworm minbase $BASE_PACKAGES $DEBIAN_MIRROR" "${BASE_CHANGES[@]}" | sha256sum | cut -c1-16)
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 seconds() { date +%s; }
@@ -72,8 +71,9 @@ ensure_tools() {
     fi
     log "installing buildah, podman, runc, debootstrap (apt-get)"
     apt-get update -qq
+    # netavark + iptables: the bridge network behind `podman run -p`.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        buildah podman runc debootstrap uidmap conmon containernetworking-plugins >/dev/null
+        buildah podman runc conmon netavark aardvark-dns iptables uidmap debootstrap >/dev/null
 }
 
 # 2. Bento --------------------------------------------------------------------------------------
@@ -105,15 +105,42 @@ EOF
     # python:3.11-slim's pip installs into the system Python; Debian marks its Python as
     # externally managed (PEP 668), which would refuse the Dockerfile's `pip install uv`.
     rm -f "$work"/usr/lib/python3*/EXTERNALLY-MANAGED
-    # Small: no package lists, caches or documentation (the Dockerfile runs apt-get update).
-    rm -rf "$work"/var/lib/apt/lists/* "$work"/var/cache/apt/*.bin "$work"/var/cache/apt/archives/*.deb \
-        "$work"/usr/share/doc/* "$work"/usr/share/man/* "$work"/usr/share/info/*
+    # As in Debian's official slim images (which python:3.11-slim extends): apt keeps no
+    # downloaded packages or binary caches, and dpkg installs no manuals, docs (copyright files
+    # excepted) or translations, so the Dockerfile's apt-get install stays small.
+    cat >"$work/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+Acquire::GzipIndexes "true";
+Acquire::CompressionTypes::Order:: "gz";
+EOF
+    cat >"$work/etc/dpkg/dpkg.cfg.d/docker-slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+    # The same trim for what debootstrap installed; no package lists (the Dockerfile updates them).
+    find "$work/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    rm -rf "$work"/usr/share/man/* "$work"/usr/share/info/* "$work"/usr/share/lintian/*
+    find "$work/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+    rm -rf "$work"/var/lib/apt/lists/* "$work"/var/cache/apt/*.bin "$work"/var/cache/apt/archives/*.deb
     tar --numeric-owner -C "$work" -cf "$BASE_ROOTFS.part" .
     mv "$BASE_ROOTFS.part" "$BASE_ROOTFS"
     rm -rf "$work"
 }
 
 ensure_base() {
+    # The recipe identifies how the base is made (packages, mirror, make_rootfs, image
+    # settings); a base or rootfs tarball made another way is remade.
+    BASE_RECIPE=$( (echo "$BASE_PACKAGES $DEBIAN_MIRROR" && declare -f make_rootfs && printf '%s\n' "${BASE_CHANGES[@]}") |
+        sha256sum | cut -c1-16)
     local recipe=""
     podman image exists "$BASE_IMAGE" &&
         recipe=$(podman image inspect --format '{{index .Labels "org.vitalcheck.base-recipe"}}' "$BASE_IMAGE")
@@ -174,6 +201,22 @@ check_image() {
     echo "image: $IMAGE:latest, user $user, $((size / 1000000)) MB" >&2
 }
 
+prune_images() {
+    # vfs stores every image in full (about 1.3 GB each): keep the newest VITALCHECK_IMAGE_KEEP
+    # (default 2) VitalCheck images and remove older ones by tag (an image that a container
+    # still uses stays), then untagged leftovers of replaced builds.
+    local keep=${VITALCHECK_IMAGE_KEEP:-2} id ref latest
+    local -A rank=()
+    latest=$(podman image inspect --format '{{.Id}}' "$IMAGE:latest")
+    while read -r id ref; do
+        [[ -v rank[$id] ]] || rank[$id]=${#rank[@]}
+        if ((rank[$id] >= keep)) && [[ $latest != "$id"* ]]; then
+            podman rmi "$ref" >/dev/null 2>&1 && echo "pruned older image $ref" >&2
+        fi
+    done < <(podman images --sort created --filter "reference=$IMAGE" --format '{{.ID}} {{.Repository}}:{{.Tag}}')
+    podman image prune --force >/dev/null
+}
+
 main() {
     local start
     start=$(seconds)
@@ -182,6 +225,7 @@ main() {
     ensure_base
     build_image
     check_image
+    prune_images
     echo "done in $(($(seconds) - start)) s: podman run --rm -p 127.0.0.1:3000:3000 $IMAGE:latest" \
         "(after: source packaging/containers.sh)" >&2
 }

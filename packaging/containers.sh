@@ -19,13 +19,16 @@ export BUILDAH_FORMAT=oci
 
 mkdir -p "$VITALCHECK_IMAGE_STATE"
 if [[ ! -s $CONTAINERS_STORAGE_CONF ]]; then
+    # One run root per store (a run root shared by two stores would mix their locks).
+    _vc_run=/run/vitalcheck-image/$(realpath "$VITALCHECK_IMAGE_STATE" | sha256sum | cut -c1-12)
     cat >"$CONTAINERS_STORAGE_CONF" <<CONF
 # Written by packaging/containers.sh: VitalCheck's private image store.
 [storage]
 driver = "vfs"
 graphroot = "$VITALCHECK_IMAGE_STATE/storage"
-runroot = "/run/vitalcheck-image/storage"
+runroot = "$_vc_run"
 CONF
+    unset _vc_run
 fi
 unset _vc_root
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from vitalcheck.catalog import MODELS, REFERENCE_TABLES
@@ -26,6 +27,9 @@ from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList, ServedModel
 from vitalcheck.settings import Settings
 from vitalcheck.training import loaders
+
+UNPACKED_PARQUET_FACTOR = 4
+"""An uploaded Parquet file may decompress to at most this many times VITALCHECK_MAX_UPLOAD_BYTES."""
 
 
 class VitalCheckAPI:
@@ -71,6 +75,7 @@ class VitalCheckAPI:
 
         """
         self._check_size("file", path)
+        self._check_shape(path)
         try:
             raw = loaders.read_source(path)
         except Exception:
@@ -171,6 +176,36 @@ class VitalCheckAPI:
             )
         }
         return ModelList(models=served, reference_tables=tables)
+
+    def _check_shape(self, path: Path) -> None:
+        """Refuse, before parsing, a file whose shape would make parsing it a denial of service.
+
+        A Parquet file of a few kB can hold tens of millions of rows (or highly compressible
+        strings) and a 20 MB CSV header can declare millions of columns; reading either takes
+        minutes and gigabytes. The Parquet footer gives rows, columns and uncompressed size;
+        a CSV's first line gives its column count.
+        """
+        limits = self.settings
+        with open(path, "rb") as fh:
+            is_parquet = fh.read(4) == b"PAR1"
+            fh.seek(0)
+            header = b"" if is_parquet else fh.readline(1 << 20)
+        if is_parquet:
+            try:
+                meta = pq.read_metadata(path)
+            except Exception:
+                raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+            columns = meta.num_columns
+            if meta.num_rows > limits.max_batch_records:
+                raise request_error("file", "too_many_rows", f"more than {limits.max_batch_records} rows")
+            unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            if unpacked > UNPACKED_PARQUET_FACTOR * limits.max_upload_bytes:
+                message = f"decompresses to more than {UNPACKED_PARQUET_FACTOR * limits.max_upload_bytes} bytes"
+                raise request_error("file", "upload_too_large", message)
+        else:
+            columns = header.count(b",") + 1
+        if columns > limits.max_upload_columns:
+            raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
 
     def _check_size(self, field: str, path: Path) -> None:
         if path.stat().st_size > self.settings.max_upload_bytes:

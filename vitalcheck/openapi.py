@@ -11,8 +11,8 @@ fuzzing the service against its own document (docs/RELIABILITY.md):
   documented as not nullable;
 * a request body is documented as optional even where its schema has required fields, so
   a client (or a fuzzer) may omit it and get a 400;
-* the 401 (token) and 413 (body size) answers of :class:`vitalcheck.middleware.RequestGuard`
-  are not documented.
+* the 401 (token) and 413 (body size) answers of :class:`vitalcheck.middleware.RequestGuard`,
+  and BentoML's own 504 when a request outlives ``traffic.timeout``, are not documented.
 
 :func:`correct_openapi` rewrites the document (a dict); the middleware applies it to every
 ``GET /docs.json`` response.
@@ -53,8 +53,12 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 _ERROR_REF = {"$ref": "#/components/schemas/InvalidArgument"}
 _EXTRA_RESPONSES = {
-    "401": "Missing or invalid bearer token (when VITALCHECK_API_TOKEN is set).",
-    "413": "Request body larger than VITALCHECK_MAX_REQUEST_BYTES.",
+    "401": ("Missing or invalid bearer token (when VITALCHECK_API_TOKEN is set).", _ERROR_REF),
+    "413": ("Request body larger than VITALCHECK_MAX_REQUEST_BYTES.", _ERROR_REF),
+    "504": (
+        "Not answered within the service's traffic.timeout (BentoML's answer, body {\"error\": ...}).",
+        {"$ref": "#/components/schemas/InternalServerError"},
+    ),
 }
 
 
@@ -112,9 +116,9 @@ def correct_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                         _make_nullable(prop)
             if path.startswith("/api/"):
                 responses = operation.setdefault("responses", {})
-                for status, description in _EXTRA_RESPONSES.items():
+                for status, (description, schema) in _EXTRA_RESPONSES.items():
                     responses.setdefault(
-                        status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+                        status, {"description": description, "content": {"application/json": {"schema": schema}}}
                     )
     if "InvalidArgument" in schemas:
         schemas["InvalidArgument"] = {**ERROR_SCHEMA, "title": "InvalidArgument"}

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest accepted upload (image, CSV or Parquet file), in bytes."
     )
+    max_upload_columns: int = Field(
+        1000,
+        ge=10,
+        description="Most columns an uploaded CSV or Parquet file may have (checked before it is parsed).",
+    )
     max_request_bytes: int = Field(
         25 * 1024 * 1024,
         ge=1024,

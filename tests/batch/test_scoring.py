@@ -32,7 +32,9 @@ def test_shared_rows_equal_the_service(api, settings, data_dir, name):
 
 def test_text_input_with_missing_value_codes_equals_the_file_reader(api, settings, data_dir, tmp_path):
     """Rows read as text (as Spark reads a CSV) with 'N/A' codes give the answers of the service's file reader."""
-    text = pd.read_csv(loaders.data_file("stroke", data_dir), dtype=str, keep_default_na=False, na_values=[""]).head(200)
+    text = pd.read_csv(loaders.data_file("stroke", data_dir), dtype=str, keep_default_na=False, na_values=[""]).head(
+        200
+    )
     text.loc[[3, 7], "bmi"] = "N/A"
     text.loc[9, "bmi"] = "NaN"
     path = tmp_path / "stroke.csv"
@@ -55,7 +57,9 @@ def test_bad_rows_are_refused_one_by_one_without_their_values(api, settings, dat
     assert set(errors) == {1, 2, 4}
     assert errors[1][0]["loc"] == ["glucose_mg_dl"] and errors[1][0]["type"] == "less_than_equal"
     assert errors[2][0]["loc"] == ["age_years"]
-    assert errors[4] == [{"type": "malformed_column", "loc": ["BMI"], "msg": "holds a value that is not a valid number"}]
+    assert errors[4] == [
+        {"type": "malformed_column", "loc": ["BMI"], "msg": "holds a value that is not a valid number"}
+    ]
     assert "987654" not in scored["error"].str.cat(sep="") and "heavy" not in scored["error"].str.cat(sep="")
     assert scored.loc[[1, 2, 4], "probability"].isna().all() and scored.loc[[1, 2, 4], "risk_level"].isna().all()
     good = raw.drop(index=[1, 2, 4])
@@ -81,7 +85,13 @@ def test_output_columns_of_each_kind():
     names = {name: [c.name for c in output_columns(spec)] for name, spec in TABULAR_MODELS.items()}
     tail = ["contributors", "warnings", "error", "model_tag"]
     assert names["diabetes"] == ["probability", "risk_level", *tail]
-    assert names["sleep"] == ["probability_none", "probability_insomnia", "probability_sleep_apnea", "predicted_class", *tail]
+    assert names["sleep"] == [
+        "probability_none",
+        "probability_insomnia",
+        "probability_sleep_apnea",
+        "predicted_class",
+        *tail,
+    ]
     assert names["life_expectancy"] == ["life_expectancy_years", *tail]
     assert names["insurance"] == ["charges_usd", "lower_usd", "upper_usd", "interval_level", *tail]
     assert class_column("Sleep Apnea") == "probability_sleep_apnea"

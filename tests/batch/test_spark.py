@@ -65,9 +65,22 @@ def test_100k_rows_on_local2_equal_the_service_row_for_row(spark, api, data_dir,
     assert (summary.rows, summary.refused, summary.partitions) == (ROWS, 0, 4)
     assert 1 <= summary.model_loads <= 2, "the model is loaded once per Python worker, not per partition"
     assert summary.model_tag == str(api.registry.tabular["diabetes"].info.tag)
+    print(f"\n100k rows on local[2]: {summary.to_dict()}")
     scored = read_scored(tmp_path / "scored.parquet")
     pd.testing.assert_frame_equal(scored[raw.columns], raw, check_dtype=False)  # input columns pass through
     assert_rows_equal(scored, service_answers(api, "diabetes", raw.drop(columns="row_id")))
+
+    # contributors as an array of structs in Spark SQL, as docs/SPARK.md shows
+    from pyspark.sql import functions as F
+
+    schema = "array<struct<feature:string,value:string,contribution:double>>"
+    first = (
+        spark.read.parquet(str(tmp_path / "scored.parquet"))
+        .where(F.col("row_id") == 0)
+        .select(F.from_json("contributors", schema).alias("c"))
+        .first()
+    )
+    assert [c.feature for c in first.c] == [c["feature"] for c in json.loads(scored.loc[0, "contributors"])]
 
 
 def test_csv_with_codes_and_bad_rows_to_csv(spark, api, data_dir, tmp_path):
@@ -124,5 +137,5 @@ def test_command_line(model_store, data_dir, tmp_path):
     assert len(scored) == n and (scored["lower_usd"] <= scored["charges_usd"]).all()
     assert scored["model_tag"].str.startswith(TABULAR_MODELS["insurance"].store_name + ":").all()
 
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 2 and "already exists" in again.stderr.lower(), again.stderr[-2000:]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)  # refused before Spark starts
+    assert again.returncode == 2 and "already exists" in again.stderr, again.stderr[-2000:]

@@ -232,3 +232,171 @@ def summary(results: list[OperationResult]) -> dict[str, int]:
         "accepted_invalid": sum(r.accepted_invalid for r in results),
         "rejected_valid": sum(r.rejected_valid for r in results),
     }
+
+
+# ---- file and image uploads: content fuzzing ---------------------------------------------------------
+# schemathesis can only send arbitrary bytes for a `format: binary` field, which never gets past
+# the CSV/Parquet parser or the image decoder. These strategies start from real inputs (rows of the
+# data set, decodable images) and break them in the ways clients and attackers do.
+
+SENTINEL_TEXT = "Sentinel-Fuzz-7261"
+"""A value that must never come back in a response body."""
+
+_ODD_CELLS = [
+    "", " ", "NaN", "nan", "N/A", "inf", "-inf", "Infinity", "1e309", "-1e309", "1e-320", "None", "null",
+    "true", "FALSE", "yes", "0x1F", "1_000", "1,5", " 42 ", "٤٢", "\u00a042", "\x00", "\ufeff", "'", '"',
+    "9" * 400, "-0", "+5", "1.", ".5", "1e5", SENTINEL_TEXT, "Sentinel-Fuzz-7261\n2", "=cmd|' /C calc'!A0",
+]
+
+
+def csv_uploads(source, st):
+    """Hypothesis strategy of (file name, bytes) uploads derived from ``source`` (a DataFrame of strings).
+
+    Args:
+        source: a few rows of a data set in its own format, every cell a string.
+        st: ``hypothesis.strategies`` (passed in so this module imports without Hypothesis at module scope).
+
+    """
+    import io
+
+    import pandas as pd
+
+    columns = list(source.columns)
+    cell = st.one_of(
+        st.sampled_from(_ODD_CELLS),
+        st.text(max_size=30),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.integers(min_value=-(10**40), max_value=10**40).map(str),
+    )
+    edit = st.one_of(
+        st.tuples(st.just("cell"), st.integers(0, len(source) - 1), st.sampled_from(columns), cell),
+        st.tuples(st.just("drop"), st.sampled_from(columns)),
+        st.tuples(st.just("extra"), st.text(min_size=1, max_size=20), cell),
+        st.tuples(st.just("rename"), st.sampled_from(columns), st.text(max_size=20)),
+        st.tuples(st.just("rows"), st.integers(0, len(source))),
+    )
+    raw_edit = st.one_of(
+        st.just(("none",)),
+        st.tuples(st.just("truncate"), st.floats(0, 1)),
+        st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=20)),
+        st.just(("bom",)),
+        st.just(("cr",)),
+        st.just(("latin1",)),
+    )
+
+    @st.composite
+    def upload(draw):
+        frame = source.copy()
+        for change in draw(st.lists(edit, max_size=4)):
+            kind = change[0]
+            if kind == "cell" and change[2] in frame.columns and change[1] < len(frame):
+                frame.iloc[change[1], list(frame.columns).index(change[2])] = change[3]
+            elif kind == "drop" and change[1] in frame.columns:
+                frame = frame.drop(columns=[change[1]])
+            elif kind == "extra" and change[1] not in frame.columns:
+                frame[change[1]] = change[2]
+            elif kind == "rename" and change[1] in frame.columns and change[2] not in frame.columns:
+                frame = frame.rename(columns={change[1]: change[2]})
+            elif kind == "rows":
+                frame = frame.head(change[1])
+        if draw(st.booleans()):
+            buffer = io.BytesIO()
+            try:
+                numeric = frame.apply(lambda c: pd.to_numeric(c, errors="coerce") if c.str.match(r"^-?\d").all() else c)
+                numeric.to_parquet(buffer, index=False)
+                return "rows.parquet", buffer.getvalue()
+            except Exception:  # a frame pyarrow cannot write: send it as CSV
+                pass
+        data = frame.to_csv(index=False).encode("utf-8", "surrogatepass")
+        change = draw(raw_edit)
+        if change[0] == "truncate":
+            data = data[: int(len(data) * change[1])]
+        elif change[0] == "insert":
+            at = int(len(data) * change[1])
+            data = data[:at] + change[2] + data[at:]
+        elif change[0] == "bom":
+            data = b"\xef\xbb\xbf" + data
+        elif change[0] == "cr":
+            data = data.replace(b"\n", b"\r")
+        elif change[0] == "latin1":
+            data = data.decode("utf-8", "replace").encode("latin-1", "replace")
+        return "rows.csv", data
+
+    return upload()
+
+
+def image_uploads(st):
+    """Hypothesis strategy of (file name, bytes) image uploads: any mode and size, PNG or JPEG, often damaged."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    modes = st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "CMYK"])
+
+    @st.composite
+    def upload(draw):
+        mode = draw(modes)
+        size = (draw(st.integers(1, 300)), draw(st.integers(1, 300)))
+        fmt = draw(st.sampled_from(["PNG", "JPEG"]))
+        if fmt == "JPEG" and mode not in ("L", "RGB", "CMYK"):
+            fmt = "PNG"
+        if fmt == "PNG" and mode == "CMYK":
+            mode = "RGB"
+        seed = draw(st.integers(0, 255))
+        image = Image.new(mode, size, color=seed if mode not in ("RGB", "RGBA", "CMYK", "LA") else None)
+        buffer = io.BytesIO()
+        try:
+            image.save(buffer, format=fmt)
+        except OSError:  # a mode this Pillow cannot write in this format
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format=fmt)
+        data = buffer.getvalue()
+        damage = draw(st.sampled_from(["none", "none", "truncate", "flip", "huge-header", "prefix"]))
+        if damage == "truncate":
+            data = data[: draw(st.integers(0, max(0, len(data) - 1)))]
+        elif damage == "flip" and data:
+            at = draw(st.integers(0, len(data) - 1))
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1 :]
+        elif damage == "huge-header" and fmt == "PNG":
+            # a valid-looking PNG whose IHDR claims a huge size: must be refused before decoding
+            width, height = draw(st.integers(1, 2**31 - 1)), draw(st.integers(1, 2**31 - 1))
+            ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+            chunk = b"IHDR" + ihdr
+            data = data[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+        elif damage == "prefix":
+            data = draw(st.binary(max_size=16)) + data
+        return f"image.{fmt.lower()}", data
+
+    return upload()
+
+
+def check_upload_answer(response: httpx.Response, field_name: str, rows: int | None = None) -> str | None:
+    """The contract of an upload endpoint; returns what is wrong with ``response``, or None.
+
+    200 with one prediction per row (files) or a probability per class (images), or 400 in the
+    error shape naming ``field_name`` (or the body); never a 5xx; never the sentinel text.
+    """
+    if SENTINEL_TEXT in response.text:
+        return "the response contains the submitted sentinel value"
+    if response.status_code >= 500:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code} without a JSON body"
+    if response.status_code == 200:
+        if field_name == "file" and rows is not None and len(body.get("predictions", [])) != rows:
+            return f"{len(body.get('predictions', []))} predictions for {rows} rows"
+        return None
+    if response.status_code != 400:
+        return f"HTTP {response.status_code} (expected 200 or 400)"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if not isinstance(body.get("error"), str) or not detail:
+        return f"400 body not in the error shape: {response.text[:200]}"
+    if not all({"type", "loc", "msg"} <= set(entry) for entry in detail):
+        return f"400 detail entries lack type/loc/msg: {response.text[:200]}"
+    if not any(entry["loc"] and entry["loc"][0] in (field_name, "body") for entry in detail):
+        return f"400 does not name {field_name!r}: {response.text[:200]}"
+    return None

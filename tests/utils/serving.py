@@ -166,3 +166,109 @@ def run_until_exit(env: dict, timeout: float = READY_TIMEOUT_S) -> tuple[int | N
         return None, stop(process), time.monotonic() - started
     elapsed = time.monotonic() - started
     return process.returncode, stop(process), elapsed
+
+
+# ---- every way an artifact or table can be damaged --------------------------------------------------
+
+DAMAGES = {
+    "pickle-marker": "diabetes_pipeline.pkl",
+    "pickle-truncated": "heart_pipeline.pkl",
+    "pickle-missing": "stroke_pipeline.pkl",
+    "onnx-corrupt": "brain_tumor_cnn.onnx",
+    "onnx-missing": "brain_tumor_cnn.onnx",
+    "card-missing": "sleep_pipeline",
+    "card-invalid": "insurance_pipeline",
+    "golden-drift": "breast_cancer_pipeline.pkl",
+    "sklearn-version": "life_expectancy_pipeline.pkl",
+    "fitbit-missing": "fitbit_percentiles.parquet",
+    "fitbit-corrupt": "fitbit_percentiles.parquet",
+    "hospital-missing": "hospital_analytics.parquet",
+    "hospital-corrupt": "hospital_analytics.parquet",
+    "hospital-schema": "hospital_analytics.parquet",
+}
+"""Damage kind → the name the refusal message must contain."""
+
+
+class _OpensForWriting:
+    """Pickles to ``open(path, "w")``: unpickling it creates ``path``, proof that it was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def marker_pickle(marker: Path) -> bytes:
+    """A pickle whose loading creates the file ``marker``."""
+    import pickle
+
+    return pickle.dumps(_OpensForWriting(str(marker)))
+
+
+def damaged_copy(kind: str, model_store: Path, reference_dir: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Copy the model store and the reference tables, then damage one thing (a key of :data:`DAMAGES`).
+
+    Returns:
+        (BENTOML_HOME, reference directory, marker path that must never be created).
+
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    home = copy_store(model_store, tmp_path)
+    tables = tmp_path / "reference"
+    shutil.copytree(reference_dir, tables)
+    marker = tmp_path / "UNPICKLED"
+    what, _, how = kind.partition("-")
+
+    def card_of(store_name: str, artifact: str) -> Path:
+        return stored_file(home, store_name, artifact.rsplit(".", 1)[0] + ".card.json")
+
+    if kind == "pickle-marker":
+        stored_file(home, "vitalcheck-diabetes", "diabetes_pipeline.pkl").write_bytes(marker_pickle(marker))
+    elif kind == "pickle-truncated":
+        path = stored_file(home, "vitalcheck-heart", "heart_pipeline.pkl")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "pickle-missing":
+        stored_file(home, "vitalcheck-stroke", "stroke_pipeline.pkl").unlink()
+    elif what == "onnx":
+        path = stored_file(home, "vitalcheck-brain-tumor", "brain_tumor_cnn.onnx")
+        if how == "missing":
+            path.unlink()
+        else:
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2 : len(data) // 2 + 64] = b"\0" * 64
+            path.write_bytes(bytes(data))
+    elif kind == "card-missing":
+        card_of("vitalcheck-sleep", "sleep_pipeline.pkl").unlink()
+    elif kind == "card-invalid":
+        card_of("vitalcheck-insurance", "insurance_pipeline.pkl").write_text('{"name": "insurance", "sha256": ')
+    elif kind in ("golden-drift", "sklearn-version"):
+        store, artifact = (
+            ("vitalcheck-breast-cancer", "breast_cancer_pipeline.pkl")
+            if kind == "golden-drift"
+            else ("vitalcheck-life-expectancy", "life_expectancy_pipeline.pkl")
+        )
+        path = card_of(store, artifact)
+        card = json.loads(path.read_text())
+        if kind == "golden-drift":  # the card's sha256 is the artifact's, so editing its golden values is enough
+            first = card["golden"][0]
+            output = first["output"]
+            first["output"] = [v + 0.01 for v in output] if isinstance(output, list) else output + 0.01
+        else:
+            card["framework_versions"]["scikit-learn"] = "0.0.1"
+        path.write_text(json.dumps(card))
+    elif what in ("fitbit", "hospital"):
+        path = tables / DAMAGES[kind]
+        if how == "missing":
+            path.unlink()
+        elif how == "corrupt":
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+        else:  # a readable table without one of its columns
+            table = pq.read_table(path)
+            pq.write_table(table.drop_columns([table.column_names[-1]]), path)
+    else:
+        raise ValueError(f"unknown damage {kind!r}")
+    return home, tables, marker

@@ -6,7 +6,8 @@ Usage::
         [--master local[2]] [--bentoml-home DIR] [--conf KEY=VALUE ...]
 
 Prints a JSON summary (rows, refused rows, model loads, seconds, rows per second) and exits
-0; exits 2 on a usage error, a missing column or a model that is absent or fails its checks.
+0; exits 2 on a usage error, an existing output (without ``--overwrite``), an unreadable
+input or one that lacks a column, or a model that is absent or fails its checks.
 """
 
 from __future__ import annotations
@@ -55,11 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.bentoml_home:
         os.environ["BENTOML_HOME"] = os.path.abspath(args.bentoml_home)  # read lazily by BentoML: before first use
     import bentoml
+    from pyspark.errors import AnalysisException
 
-    from vitalcheck.batch.spark import score_dataset, spark_session
+    from vitalcheck.batch.spark import refuse_existing_output, score_dataset, spark_session
     from vitalcheck.cards import ArtifactCheckError
     from vitalcheck.training.loaders import MissingColumnError
 
+    if not args.overwrite:
+        try:
+            refuse_existing_output(args.output)  # before Spark starts
+        except FileExistsError as exc:
+            print(f"vitalcheck.batch: {exc}", file=sys.stderr)
+            return 2
     conf = dict(c.split("=", 1) for c in args.conf)
     spark = spark_session(args.master, driver_memory=args.driver_memory, batch_rows=args.batch_rows, conf=conf)
     try:
@@ -75,7 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             row_id=args.row_id,
             overwrite=args.overwrite,
         )
-    except (bentoml.exceptions.NotFound, ArtifactCheckError, MissingColumnError, ValueError) as exc:
+    except (
+        bentoml.exceptions.NotFound,
+        ArtifactCheckError,
+        MissingColumnError,
+        FileExistsError,
+        AnalysisException,
+        KeyError,
+        ValueError,
+    ) as exc:
         print(f"vitalcheck.batch: {exc}", file=sys.stderr)
         return 2
     finally:

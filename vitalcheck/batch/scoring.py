@@ -194,7 +194,7 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
         high: probability at or above which a binary risk is 'high'.
 
     Returns:
-        The :func:`output_columns` of the model (float64 or object columns), on a 0-based
+        The :func:`output_columns` of the model (float64 or string columns), on a 0-based
         ``RangeIndex``. Scores equal the service's answers for the same rows.
 
     Raises:

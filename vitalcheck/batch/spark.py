@@ -190,8 +190,8 @@ def score_partition(
 
     """
     rows, refused, loads = counters if counters is not None else (None, None, None)
-    predictor = executor_predictor(job, loads)
     for batch in batches:
+        predictor = executor_predictor(job, loads)  # loaded on the first batch, then cached
         source = strip_na_strings(batch) if job.text_input else batch
         scores = score_frame(predictor, source, moderate=job.moderate, high=job.high)
         if rows is not None:
@@ -301,6 +301,18 @@ def check_input(df: DataFrame, model: str) -> None:
         raise ValueError(f"input columns {sorted(taken)} clash with output columns; rename them first")
 
 
+def refuse_existing_output(output_path: str) -> None:
+    """Refuse, before any work, to write over an existing local output (Spark refuses remote ones itself).
+
+    Raises:
+        FileExistsError: ``output_path`` is a local path that exists.
+
+    """
+    scheme = output_path.split("://", 1)[0] if "://" in output_path else "file"
+    if scheme == "file" and Path(output_path.removeprefix("file://")).exists():
+        raise FileExistsError(f"output {output_path} already exists (--overwrite replaces it)")
+
+
 def ship_model(spark: SparkSession, model: str, tag: str | None, workdir: Path) -> tuple[str, str]:
     """Check the model in the driver's store, export it to one file and add it to the job.
 
@@ -374,12 +386,17 @@ def score_dataset(
         KeyError: ``model`` is not a tabular model.
         loaders.MissingColumnError: the input lacks a required source column.
         vitalcheck.cards.ArtifactCheckError: the model fails its load checks.
+        FileExistsError: the (local) output exists and ``overwrite`` is false.
+        pyspark.errors.AnalysisException: Spark cannot read the input or write the output
+            (e.g. a remote output that exists).
 
     """
     from pyspark.sql import functions as F
 
     if model not in TABULAR_MODELS:
         raise KeyError(f"{model!r} is not a tabular model; choose one of {sorted(TABULAR_MODELS)}")
+    if not overwrite:
+        refuse_existing_output(output_path)
     settings = get_settings()
     moderate = settings.risk_moderate_threshold if moderate is None else moderate
     high = settings.risk_high_threshold if high is None else high
