@@ -159,8 +159,9 @@ RECOMMENDED = Contender(
     "bentoml",
     "benchmarks.variants.service:Recommended",
     (("BENTOML_CONFIG", str(CONFIGS / "recommended.yaml")),),
-    "prototype: micro-batched single-record endpoints + one-frame fast path + 2 workers "
-    "(benchmarks/variants/service.py:Recommended, benchmarks/configs/recommended.yaml)",
+    "prototype: micro-batched single-record endpoints, one-frame fast path, answers serialised once; "
+    "2 workers, access log and metrics off (benchmarks/variants/service.py:Recommended, "
+    "benchmarks/configs/recommended.yaml)",
 )
 """The recommended product changes together, measured in every run beside VitalCheck as shipped."""
 
