@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     label, index = MRI_TEST_IMAGE
     image = sorted((args.data_dir / "brain_mri" / "test" / label).glob("*.jpg"))[index]
     names = ["diabetes", "stroke", "insurance", "batch1000"]
-    iterations = {n: args.iterations for n in names} | {"mri": args.iterations, "batch1000": max(5, args.iterations // 20)}
+    iterations = {n: args.iterations for n in names} | {
+        "mri": args.iterations,
+        "batch1000": max(5, args.iterations // 20),
+    }
     result: dict = {"floors": floors({n: args.bodies / f"{n}.body" for n in names}, image, iterations)}
     if args.chunks:
         result["batch_scoring"] = batch_scoring(args.chunks)

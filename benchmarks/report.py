@@ -58,7 +58,9 @@ def targets(results: dict, key: str) -> list[tuple[str, str, str, bool | None]]:
                 ratios[w] = a["p50_ms"] / b["p50_ms"]
         worst = min(ratios.values()) if ratios else None
         text = ", ".join(f"{w} {r:.1f}×" for w, r in ratios.items())
-        rows.append(("reload-per-request ≥ 20× slower at p50 (c=1)", text, _fmt(worst, 1) + "× (worst)", _ok(worst, 20, ">=")))
+        rows.append(
+            ("reload-per-request ≥ 20× slower at p50 (c=1)", text, _fmt(worst, 1) + "× (worst)", _ok(worst, 20, ">="))
+        )
     if "original" in contenders and any(r["contender"] == key for r in results["load"]):
         ratios = {}
         for w in MODEL_WORKLOADS:
@@ -67,7 +69,9 @@ def targets(results: dict, key: str) -> list[tuple[str, str, str, bool | None]]:
                 ratios[w] = a["p50_ms"] / b["p50_ms"]
         worst = max(ratios.values()) if ratios else None
         text = ", ".join(f"{w} {r:.2f}" for w, r in ratios.items())
-        rows.append(("serial p50 ÷ original design's ≤ 1.0 (c=1)", text, _fmt(worst) + " (worst)", _ok(worst, 1.0, "<=")))
+        rows.append(
+            ("serial p50 ÷ original design's ≤ 1.0 (c=1)", text, _fmt(worst) + " (worst)", _ok(worst, 1.0, "<="))
+        )
         ratios = {}
         for w in (*SINGLE, "mri"):
             a, b = _cell(results, w, 32, key), _cell(results, w, 32, "original")
@@ -75,7 +79,9 @@ def targets(results: dict, key: str) -> list[tuple[str, str, str, bool | None]]:
                 ratios[w] = a["rps"] / b["rps"]
         worst = min(ratios.values()) if ratios else None
         text = ", ".join(f"{w} {r:.2f}×" for w, r in ratios.items())
-        rows.append(("throughput at c=32 ≥ 2× original design's", text, _fmt(worst) + "× (worst)", _ok(worst, 2.0, ">=")))
+        rows.append(
+            ("throughput at c=32 ≥ 2× original design's", text, _fmt(worst) + "× (worst)", _ok(worst, 2.0, ">="))
+        )
     overheads, cpu = {}, {}
     for w in SINGLE_RISK:
         cell = _cell(results, w, low, key)
@@ -86,10 +92,17 @@ def targets(results: dict, key: str) -> list[tuple[str, str, str, bool | None]]:
     worst = max(overheads.values()) if overheads else None
     text = ", ".join(f"{w} {o:+.2f} ms" for w, o in overheads.items())
     if cpu:
-        text += "; CPU per request over the floor's CPU per call: " + ", ".join(f"{w} {o:+.2f} ms" for w, o in cpu.items())
+        text += "; CPU per request over the floor's CPU per call: " + ", ".join(
+            f"{w} {o:+.2f} ms" for w, o in cpu.items()
+        )
     if overheads:
         rows.append(
-            ("p50 overhead over the in-process compute floor < 1.5 ms", text, _fmt(worst) + " ms (worst)", _ok(worst, 1.5, "<"))
+            (
+                "p50 overhead over the in-process compute floor < 1.5 ms",
+                text,
+                _fmt(worst) + " ms (worst)",
+                _ok(worst, 1.5, "<"),
+            )
         )
     startup = results["startup_s"].get(key)
     if startup:
@@ -307,7 +320,12 @@ def markdown(results: dict, images: list[str]) -> str:
             "",
         ]
 
-    lines += ["## Start-up, memory, answers", "", "| contender | start-up to /readyz 200, s (each cold start) | processes: role RSS (USS) MB | total RSS MB |", "|---|---|---|---|"]
+    lines += [
+        "## Start-up, memory, answers",
+        "",
+        "| contender | start-up to /readyz 200, s (each cold start) | processes: role RSS (USS) MB | total RSS MB |",
+        "|---|---|---|---|",
+    ]
     for key in keys:
         memory = results["memory"].get(key, [])
         procs = "; ".join(f"{p['role']} {p['rss_mb']:.0f} ({p['uss_mb']:.0f})" for p in memory)
@@ -324,7 +342,11 @@ def markdown(results: dict, images: list[str]) -> str:
             f"{breakdown['load_cpu_s']:.2f} s CPU. `bentoml serve` does both twice in a row: in the serving process "
             "(the pre-flight check that refuses to start before any worker is spawned) and then in each worker.",
         ]
-    lines += ["", "Every contender's answer to every workload, compared with the in-process answer (the `model` block aside):", ""]
+    lines += [
+        "",
+        "Every contender's answer to every workload, compared with the in-process answer (the `model` block aside):",
+        "",
+    ]
     for key, answers in results["answers"].items():
         lines.append(f"- {labels[key]}: " + ", ".join(f"{w} {v}" for w, v in answers.items()))
     lines.append("")
@@ -347,7 +369,9 @@ def markdown(results: dict, images: list[str]) -> str:
             if key == "inprocess":
                 continue
             ratio = s["rows_per_s"] / inproc["rows_per_s"]
-            lines.append(f"| {labels[key]} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | {ratio:.2f} |")
+            lines.append(
+                f"| {labels[key]} | {s['rows']:,} | {s['seconds']:.1f} | {s['rows_per_s']:,.0f} | {ratio:.2f} |"
+            )
         lines.append(f"\n(In-process compute alone, without JSON: {inproc['compute_rows_per_s']:,.0f} rows/s.)\n")
     return "\n".join(lines) + "\n"
 

@@ -182,7 +182,9 @@ def uvicorn_server(key: str, label: str, module: str, log_dir: Path, env: dict[s
     return Server(key, label, command, env or {}, port, log_dir / f"{key}.log")
 
 
-def bentoml_server(key: str, label: str, log_dir: Path, env: dict[str, str], target: str = "service:VitalCheck") -> Server:
+def bentoml_server(
+    key: str, label: str, log_dir: Path, env: dict[str, str], target: str = "service:VitalCheck"
+) -> Server:
     """VitalCheck (or a prototype variant) under ``bentoml serve``; ``env`` carries BENTOML_HOME / BENTOML_CONFIG."""
     port = free_port()
     command = [str(VENV_BIN / "bentoml"), "serve", target, "--host", "127.0.0.1", "--port", str(port)]

@@ -76,7 +76,9 @@ class FastTabularPredictor(TabularPredictor):
             data[feature.name] = repeated
         return pd.DataFrame(data, columns=self.spec.feature_names), same
 
-    def _ranked(self, deltas: np.ndarray, same: np.ndarray, dumped: Sequence[dict[str, Any]]) -> list[list[Contributor]]:
+    def _ranked(
+        self, deltas: np.ndarray, same: np.ndarray, dumped: Sequence[dict[str, Any]]
+    ) -> list[list[Contributor]]:
         deltas = np.where(same, 0.0, deltas)
         order = np.argsort(-np.abs(deltas), axis=1, kind="stable")[:, :TOP_K]
         names = self.spec.feature_names
