@@ -27,7 +27,7 @@ from vitalcheck.catalog import MODELS
 from vitalcheck.middleware import RequestGuard
 from vitalcheck.redaction import install_log_redaction
 from vitalcheck.registry import Registry, StoredArtifact
-from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
 from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
@@ -43,15 +43,6 @@ install_upload_guard()
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
 
-INPUT_MODELS = {
-    "diabetes": diabetes.DiabetesInput,
-    "heart": heart.HeartInput,
-    "stroke": stroke.StrokeInput,
-    "breast_cancer": breast_cancer.BreastCancerInput,
-    "sleep": sleep.SleepInput,
-    "life_expectancy": life_expectancy.LifeExpectancyInput,
-    "insurance": insurance.InsuranceInput,
-}
 
 _ERRORS = (
     ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '

@@ -15,18 +15,9 @@ from pathlib import Path
 from fastapi import UploadFile
 from pydantic import BaseModel
 
-from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+from vitalcheck.schemas import INPUT_MODELS, diabetes, insurance, stroke
 
-INPUT_MODELS: dict[str, type[BaseModel]] = {
-    "diabetes": diabetes.DiabetesInput,
-    "heart": heart.HeartInput,
-    "stroke": stroke.StrokeInput,
-    "breast_cancer": breast_cancer.BreastCancerInput,
-    "sleep": sleep.SleepInput,
-    "life_expectancy": life_expectancy.LifeExpectancyInput,
-    "insurance": insurance.InsuranceInput,
-}
-"""The same request models as ``service.INPUT_MODELS`` (imported from the schemas, not from the BentoML service)."""
+__all__ = ["BATCH_MODELS", "INPUT_MODELS", "MRI_ROUTE", "ROUTES", "spooled_to_path"]
 
 BATCH_MODELS: dict[str, type[BaseModel]] = {
     "diabetes": diabetes.DiabetesBatchInput,

@@ -30,19 +30,8 @@ from pydantic_core import to_json
 
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
 from vitalcheck.predictors.tabular import TabularPredictor
-from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+from vitalcheck.schemas import INPUT_MODELS
 from vitalcheck.training import loaders
-
-INPUT_MODELS: dict[str, type[BaseModel]] = {
-    "diabetes": diabetes.DiabetesInput,
-    "heart": heart.HeartInput,
-    "stroke": stroke.StrokeInput,
-    "breast_cancer": breast_cancer.BreastCancerInput,
-    "sleep": sleep.SleepInput,
-    "life_expectancy": life_expectancy.LifeExpectancyInput,
-    "insurance": insurance.InsuranceInput,
-}
-"""The request model of each tabular task (the same classes as ``service.INPUT_MODELS``)."""
 
 NA_STRINGS: frozenset[str] = frozenset(loaders._NA_STRINGS)
 """Strings the loaders read as missing in a CSV file ("None" is not one: it is a sleep class)."""
