@@ -2,6 +2,6 @@
 
 ``python -m benchmarks`` (or ``make bench``) starts every contender on this machine, drives the
 same requests at all of them, interleaved, with ``wrk`` (closed loop, fixed request counts), and
-writes ``benchmarks/results/REPORT.md`` with PNG plots. ``BENCH_QUICK=1`` runs a ~1 minute smoke
+writes ``benchmarks/results/REPORT.md`` with PNG plots. ``BENCH_QUICK=1`` runs a 2-3 minute smoke
 version. See ``benchmarks/run.py`` for the order of events and ``docs/BENCHMARKS.md`` for results.
 """
