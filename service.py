@@ -5,28 +5,39 @@ Every model is referenced at class level with ``bentoml.models.BentoModel`` (so
 :class:`vitalcheck.registry.Registry`, which checks each artifact's sha256, library
 versions and golden outputs. Each API method delegates to :class:`vitalcheck.api.VitalCheckAPI`.
 
+The serving process that ``bentoml serve`` starts first stays light: it imports only BentoML,
+pydantic and the request schemas, and its :func:`preflight` checks every artifact's sha256 and
+scikit-learn version and both reference tables before any worker starts. The scientific stack
+(scikit-learn, pandas, ONNX Runtime) is imported, and the models unpickled and checked against
+their golden outputs, once per worker, in ``__init__``.
+
 Research and education only; not a medical device.
 """
 
 from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
 
 # isort: split
+import atexit
+import functools
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bentoml
 from bentoml.models import BentoModel
 
-from vitalcheck.api import VitalCheckAPI
-from vitalcheck.cards import ArtifactCheckError
+from vitalcheck.cards import ArtifactCheckError, StoredArtifact
 from vitalcheck.catalog import MODELS
+from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
+from vitalcheck.preflight import light_preflight
 from vitalcheck.redaction import install_log_redaction
-from vitalcheck.registry import Registry, StoredArtifact
 from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
@@ -34,6 +45,9 @@ from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList
 from vitalcheck.settings import get_settings
 from vitalcheck.uploads import install_upload_guard
+
+if TYPE_CHECKING:
+    from vitalcheck.registry import Registry
 
 logger = logging.getLogger("vitalcheck")
 logger.setLevel(get_settings().log_level)
@@ -44,33 +58,61 @@ MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MO
 """The eight model-store references, by catalog name."""
 
 
+@functools.cache
+def microbatch_size_histogram():
+    """The ``vitalcheck_microbatch_size`` Prometheus histogram (label ``model``), shown on ``/metrics``.
+
+    Created on first use in the worker, after BentoML has set up Prometheus' multiprocess mode.
+    """
+    import prometheus_client
+
+    return prometheus_client.Histogram(
+        "vitalcheck_microbatch_size",
+        "Single-record requests scored together in one vectorised call, per model.",
+        labelnames=["model"],
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    )
+
+
 _ERRORS = (
     ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '
     "and its rule (never the submitted value)."
 )
 
 
-def load_registry() -> Registry:
-    """Load the registry from the model store and the reference directory.
+def stored_locations() -> dict[str, StoredArtifact | None]:
+    """Catalog name → the model-store folder and tag of its latest version (None: not in the store)."""
+    locations = {}
+    for name, ref in MODEL_REFS.items():
+        stored = ref.stored
+        locations[name] = None if stored is None else StoredArtifact(Path(stored.path), str(stored.tag))
+    return locations
+
+
+def load_registry() -> "Registry":
+    """Load the :class:`~vitalcheck.registry.Registry` from the model store and the reference directory.
+
+    Imports the scientific stack (scikit-learn, pandas, ONNX Runtime) on first call.
 
     Raises:
         ArtifactCheckError: any artifact or table is missing or fails its checks.
 
     """
-    locations = {}
-    for name, ref in MODEL_REFS.items():
-        stored = ref.stored
-        locations[name] = None if stored is None else StoredArtifact(Path(stored.path), str(stored.tag))
+    from vitalcheck.registry import Registry
+
     settings = get_settings()
-    return Registry.load(locations, settings.reference_dir, settings)
+    return Registry.load(stored_locations(), settings.reference_dir, settings)
 
 
 def _single(name: str, route: str, record_model, prediction_model, what: str):
-    def method(self, record: record_model, /) -> Envelope[prediction_model]:
-        return self.api.single(name, record)
+    async def method(self, record: record_model, /) -> Envelope[prediction_model]:
+        return await self.batchers[name].submit(record)
 
     method.__name__ = name
-    method.__doc__ = f"{what} Send one record (JSON object with the fields below).{_ERRORS}"
+    method.__doc__ = (
+        f"{what} Send one record (JSON object with the fields below). Concurrent requests are scored "
+        f"together in one vectorised call; each answer is the one the record gets alone.{_ERRORS}"
+    )
     return bentoml.api(route=route)(method)
 
 
@@ -105,7 +147,7 @@ def _tabular(name: str, route: str, prediction_model, what: str):
     )
 
 
-@bentoml.service(name="vitalcheck", traffic={"timeout": 30}, labels={"project": "vitalcheck"})
+@bentoml.service(name="vitalcheck", workers=2, traffic={"timeout": 30}, labels={"project": "vitalcheck"})
 class VitalCheck:
     """VitalCheck health-risk models (research and education; not a medical device)."""
 
@@ -125,7 +167,17 @@ class VitalCheck:
             registry = load_registry()
         except ArtifactCheckError as exc:
             refuse_to_start(exc)
+        from vitalcheck.api import VitalCheckAPI
+
         self.api = VitalCheckAPI(registry, settings, INPUT_MODELS)
+        self.batchers = {
+            name: MicroBatcher(
+                lambda records, name=name: self.api.single_many(name, records),
+                max_batch=settings.microbatch_max_records,
+                observe=microbatch_size_histogram().labels(model=name).observe,
+            )
+            for name in registry.tabular
+        }
         tags = ", ".join(p.info.tag for p in [*registry.tabular.values(), registry.brain_tumor])
         logger.info("loaded 8 models (%s) and 2 tables in %.2f s", tags, time.perf_counter() - started)
 
@@ -198,17 +250,34 @@ class VitalCheck:
 VitalCheck.add_asgi_middleware(RequestGuard)
 
 
+REFUSAL_FILE_VARIABLE = "VITALCHECK_REFUSAL_FILE"
+"""Environment variable naming the file where a worker leaves its reason for refusing to start."""
+
+
 def refuse_to_start(exc: ArtifactCheckError):
     """Stop the whole server, not just this worker, with a message naming the failed artifacts.
 
     BentoML restarts a worker whose ``__init__`` raises, so a worker that cannot load its
-    artifacts would restart in a loop. Instead it logs the reason, asks the serving
-    process (its parent) to shut down, and exits with status 3.
+    artifacts would restart in a loop. Instead it logs the reason, leaves it in the serving
+    process's refusal file (see :func:`preflight`, which makes ``bentoml serve`` exit with
+    status 3), asks the serving process (its parent) to shut down, and exits with status 3.
     """
     logger.critical("VitalCheck refuses to start: %s", exc)
+    if refusal_file := os.environ.get(REFUSAL_FILE_VARIABLE):
+        with open(refusal_file, "a") as fh:
+            fh.write(f"{exc}\n")
     if os.environ.get("BENTOML_WORKER_ID") or _parent_is_bentoml():
         os.kill(os.getppid(), signal.SIGTERM)
     raise SystemExit(3)
+
+
+def _exit_if_a_worker_refused(refusal_file: Path) -> None:
+    """At the serving process's exit: if a worker refused to start, say why and exit with status 3."""
+    reason = refusal_file.read_text().strip() if refusal_file.is_file() else ""
+    shutil.rmtree(refusal_file.parent, ignore_errors=True)
+    if reason:
+        print(f"VitalCheck refuses to start: {reason}", file=sys.stderr, flush=True)
+        os._exit(3)  # BentoML's CLI would otherwise exit 0 after a SIGTERM-initiated shutdown
 
 
 def _parent_is_bentoml() -> bool:
@@ -224,18 +293,28 @@ def preflight() -> None:
     """Check every artifact and table in the serving (non-worker) process before workers start.
 
     ``bentoml serve`` imports this module in its main process before it spawns any worker;
-    a failed check there exits that process with status 1 and a message naming each
-    failing artifact, so the server never starts half-loaded.
+    a failed :func:`~vitalcheck.preflight.light_preflight` there (sha256 against the model
+    card, scikit-learn version, reference tables) exits that process with status 1 and a
+    message naming each failing artifact, so the server never starts half-loaded. Golden
+    outputs need the models unpickled: each worker checks them in ``__init__`` and
+    :func:`refuse_to_start` stops the whole server if one drifts; the serving process then
+    exits with status 3.
     """
     from bentoml._internal.context import server_context
 
     if server_context.worker_index is not None or os.environ.get("VITALCHECK_SKIP_PREFLIGHT") == "1":
         return
-    try:
-        load_registry()
-    except ArtifactCheckError as exc:
-        print(f"VitalCheck refuses to start: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+    settings = get_settings()
+    failures = light_preflight(stored_locations(), settings.reference_dir)
+    if failures:
+        print(
+            "\n  - ".join(["VitalCheck refuses to start: these artifacts failed their checks:", *failures]),
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    refusal_file = Path(tempfile.mkdtemp(prefix="vitalcheck-")) / "refusal"
+    os.environ[REFUSAL_FILE_VARIABLE] = str(refusal_file)  # inherited by the workers spawned next
+    atexit.register(_exit_if_a_worker_refused, refusal_file)
 
 
 if "serve" in sys.argv[1:3] and Path(sys.argv[0]).name in ("bentoml", "__main__.py"):

@@ -15,7 +15,7 @@ Order of events (one run, one machine, the same artifacts and request bodies for
 9. results.json, REPORT.md and the PNG plots (:mod:`benchmarks.report`).
 
 Environment: ``BENCH_QUICK=1`` (~1 minute smoke run), ``BENCH_OUT`` (results folder, default
-``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the prototype contenders of
+``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the one-setting variants of
 :data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to run only some),
 ``BENCH_CONCURRENCIES`` (e.g. ``1,32``: other concurrency levels).
 """
@@ -148,34 +148,19 @@ CONTENDERS = [
         "VitalCheck (bentoml serve)",
         "bentoml",
         "service:VitalCheck",
-        note="as shipped: service.py unchanged, BentoML defaults (1 worker), no token",
+        note="as shipped: service.py and its defaults (2 workers, micro-batched single-record endpoints, "
+        "access log and Prometheus metrics on), no token",
+    ),
+    Contender(
+        "vc_1worker",
+        "VitalCheck, 1 worker",
+        "bentoml",
+        "service:VitalCheck",
+        (("BENTOML_CONFIG", str(CONFIGS / "workers1.yaml")),),
+        "as shipped but 1 worker (configs/workers1.yaml): the same resources as the original design's 1 uvicorn worker",
     ),
 ]
 """The contenders of issue #5, in report order."""
-
-RECOMMENDED = Contender(
-    "vc_recommended",
-    "VitalCheck + recommended changes",
-    "bentoml",
-    "benchmarks.variants.service:Recommended",
-    (("BENTOML_CONFIG", str(CONFIGS / "recommended.yaml")),),
-    "prototype: micro-batched single-record endpoints, one-frame fast path, answers serialised once; "
-    "2 workers, access log and metrics off (benchmarks/variants/service.py:Recommended, "
-    "benchmarks/configs/recommended.yaml)",
-)
-"""The recommended product changes together, measured in every run beside VitalCheck as shipped."""
-
-
-LIGHT_START = Contender(
-    "vc_lazy",
-    "VitalCheck, light serving process",
-    "bentoml",
-    "benchmarks.variants.lazy_service:LazyImports",
-    note="start-up only: heavy imports and golden checks in the worker only, cheap sha256 pre-flight "
-    "(variants/lazy_service.py)",
-    load=False,
-)
-"""The start-up prototype (light serving process), timed in every run."""
 
 
 def _config(key: str, label: str, config: str, note: str) -> Contender:
@@ -183,31 +168,17 @@ def _config(key: str, label: str, config: str, note: str) -> Contender:
 
 
 LEVER_CONTENDERS = [
-    _config("vc_2workers", "VitalCheck, 2 workers", "workers2.yaml", "workers: 2 (configs/workers2.yaml)"),
     _config("vc_threads4", "VitalCheck, 4 threads", "threads4.yaml", "threads: 4 (configs/threads4.yaml)"),
     _config(
         "vc_quiet", "VitalCheck, no access log/metrics", "quiet.yaml", "access log + metrics off (configs/quiet.yaml)"
     ),
     Contender(
-        "vc_async",
-        "VitalCheck, async methods",
+        "vc_nobatch",
+        "VitalCheck, no micro-batching",
         "bentoml",
-        "benchmarks.variants.service:AsyncMethods",
-        note="single-record risk endpoints as async methods (variants/service.py)",
-    ),
-    Contender(
-        "vc_microbatch",
-        "VitalCheck, micro-batched",
-        "bentoml",
-        "benchmarks.variants.service:MicroBatched",
-        note="single-record risk endpoints micro-batched, 1 worker, default logging (variants/service.py)",
-    ),
-    Contender(
-        "vc_fastpath",
-        "VitalCheck, fast path",
-        "bentoml",
-        "benchmarks.variants.service:FastPath",
-        note="tabular predictions with one frame and one pipeline call (variants/fastpath.py)",
+        "service:VitalCheck",
+        (("VITALCHECK_MICROBATCH_MAX_RECORDS", "1"),),
+        "VITALCHECK_MICROBATCH_MAX_RECORDS=1: every single-record request scored alone",
     ),
     Contender(
         "vc_nopreflight",
@@ -215,11 +186,11 @@ LEVER_CONTENDERS = [
         "bentoml",
         "service:VitalCheck",
         (("VITALCHECK_SKIP_PREFLIGHT", "1"),),
-        "start-up only: VITALCHECK_SKIP_PREFLIGHT=1 (the serving process does not load the registry first)",
+        "start-up only: VITALCHECK_SKIP_PREFLIGHT=1 (no sha256/table check in the serving process)",
         load=False,
     ),
 ]
-"""Prototype levers measured as extra contenders when BENCH_LEVERS=1."""
+"""Levers measured as extra contenders when BENCH_LEVERS=1 (each one setting changed from the shipped service)."""
 
 
 def machine() -> dict:
@@ -262,16 +233,22 @@ STARTUP_PROBE = """
 import json, time
 w, c = time.perf_counter(), time.process_time()
 import service
+from vitalcheck.settings import get_settings
 w1, c1 = time.perf_counter(), time.process_time()
-service.load_registry()
+service.light_preflight(service.stored_locations(), get_settings().reference_dir)
 w2, c2 = time.perf_counter(), time.process_time()
-print(json.dumps({"import_wall_s": w1 - w, "import_cpu_s": c1 - c, "load_wall_s": w2 - w1, "load_cpu_s": c2 - c1}))
+service.load_registry()
+w3, c3 = time.perf_counter(), time.process_time()
+print(json.dumps({"import_wall_s": w1 - w, "import_cpu_s": c1 - c, "preflight_wall_s": w2 - w1,
+                  "preflight_cpu_s": c2 - c1, "load_wall_s": w3 - w2, "load_cpu_s": c3 - c2}))
 """
-"""Times, in a fresh process, what every VitalCheck process does before it is ready: imports, then the registry."""
+"""Times, in a fresh process, the three steps before VitalCheck is ready: ``import service`` and the
+pre-flight check (the serving process), then ``load_registry()`` (each worker: the scientific stack's
+imports, unpickling, golden checks, the ONNX session)."""
 
 
 def startup_breakdown(home: Path) -> dict:
-    """Wall and CPU seconds of ``import service`` and of ``load_registry()`` in a fresh process."""
+    """Wall and CPU seconds of ``import service``, the pre-flight check and ``load_registry()`` in a fresh process."""
     env = {**os.environ, **THREAD_ENV, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"}
     done = subprocess.run(
         [str(VENV_BIN / "python"), "-c", STARTUP_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
@@ -433,7 +410,7 @@ def main() -> int:
     for variable, value in THREAD_ENV.items():
         os.environ.setdefault(variable, value)
     levers = LEVER_CONTENDERS if os.environ.get("BENCH_LEVERS") == "1" else []
-    contenders = [*CONTENDERS, RECOMMENDED, LIGHT_START, *levers]
+    contenders = [*CONTENDERS, *levers]
     if only := os.environ.get("BENCH_CONTENDERS"):
         contenders = [c for c in contenders if c.key in only.split(",")]
     started = time.perf_counter()

@@ -56,9 +56,22 @@ class VitalCheckAPI:
 
     def single(self, name: str, record: BaseModel) -> Envelope:
         """Score one record of tabular model ``name``; warnings name out-of-range and imputed inputs."""
+        (envelope,) = self.single_many(name, [record])
+        return envelope
+
+    def single_many(self, name: str, records: Sequence[BaseModel]) -> list[Envelope]:
+        """Answer several single-record requests of model ``name`` with one vectorised predict call.
+
+        Returns:
+            One envelope per record, in order, each exactly what :meth:`single` answers for that
+            record alone (its own warnings, unprefixed). Used by the service's micro-batcher.
+
+        """
         predictor = self.registry.tabular[name]
-        (prediction,) = self._score(name, [record])
-        return Envelope(model=predictor.info, prediction=prediction, warnings=predictor.warnings([record.model_dump()]))
+        return [
+            Envelope(model=predictor.info, prediction=prediction, warnings=predictor.warnings([record.model_dump()]))
+            for record, prediction in zip(records, self._score(name, records), strict=True)
+        ]
 
     def batch(self, name: str, records: Sequence[BaseModel]) -> BatchEnvelope:
         """Score many records of tabular model ``name`` with one vectorised predict call."""

@@ -8,6 +8,7 @@ artifact is unpickled, and serve its metrics, feature ranges and baselines.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,20 @@ class ModelCard(BaseModel):
         description="A few real inputs with the outputs the artifact gave at training time (start-up self-check).",
     )
     intended_use: str = Field(INTENDED_USE, description="Intended use.")
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """Where one model's artifact and card lie (a BentoML model-store entry, or a plain folder).
+
+    Attributes:
+        directory: folder holding the artifact and its ``.card.json``.
+        tag: model-store tag reported in responses (``vitalcheck-diabetes:<version>``).
+
+    """
+
+    directory: Path
+    tag: str
 
 
 def sha256_file(path: str | Path) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitalcheck.cards import ArtifactCheckError, sha256_file
+from vitalcheck.cards import ArtifactCheckError, StoredArtifact, sha256_file
 from vitalcheck.catalog import BRAIN_TUMOR, REFERENCE_TABLES, TABULAR_MODELS
 from vitalcheck.predictors.mri import ImagePredictor
 from vitalcheck.predictors.tabular import TabularPredictor
@@ -26,19 +26,7 @@ from vitalcheck.reference import (
 from vitalcheck.schemas.common import ModelInfo
 from vitalcheck.settings import Settings
 
-
-@dataclass(frozen=True)
-class StoredArtifact:
-    """Where one model's artifact and card lie (a BentoML model-store entry, or a plain folder).
-
-    Attributes:
-        directory: folder holding the artifact and its ``.card.json``.
-        tag: model-store tag reported in responses (``vitalcheck-diabetes:<version>``).
-
-    """
-
-    directory: Path
-    tag: str
+__all__ = ["Registry", "StoredArtifact"]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     )
     risk_high_threshold: float = Field(0.5, gt=0, lt=1, description="Probability at or above which risk is 'high'.")
     max_batch_records: int = Field(10_000, ge=1, le=1_000_000, description="Most records one batch request may hold.")
+    microbatch_max_records: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Most concurrent single-record requests of one model scored together in one vectorised call "
+        "(1 turns micro-batching off). A lone request is never delayed.",
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest accepted upload (image, CSV or Parquet file), in bytes."
     )

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import API_TOKEN
 from tests.utils.payloads import EXAMPLES, mri_test_image
-from tests.utils.serving import READY_TIMEOUT_S, run_until_exit, tampered_store
+from tests.utils.serving import READY_TIMEOUT_S, damaged_copy, run_until_exit, tampered_store
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.predictors.tabular import records_to_frame
 from vitalcheck.training.loaders import data_file, load
@@ -78,3 +78,52 @@ def test_refuses_to_start_with_a_damaged_artifact(tmp_path, model_store, how):
     assert status != 0, output
     assert "diabetes_pipeline.pkl" in output, output
     assert "refuses to start" in output
+
+
+def test_golden_drift_found_by_the_workers_stops_the_whole_server(tmp_path, model_store, settings):
+    """Golden outputs need the model unpickled, so the workers check them; one drifting stops the server."""
+    home, tables, _ = damaged_copy("golden-drift", model_store, settings.reference_dir, tmp_path)
+    env = {**os.environ, "BENTOML_HOME": str(home), "VITALCHECK_REFERENCE_DIR": str(tables)}
+    status, output, _ = run_until_exit(env)
+    assert status is not None, f"server with a drifting model did not exit within {READY_TIMEOUT_S} s:\n{output}"
+    assert status != 0, output
+    assert "breast_cancer_pipeline.pkl" in output and "golden" in output, output
+    assert "refuses to start" in output
+
+
+def test_concurrent_single_records_are_micro_batched_over_http(served, svc, service_module, data_dir):
+    """32 concurrent diabetes requests: every answer equals the record's answer alone, and /metrics
+    shows batches of more than one request (the micro-batcher merged them)."""
+    import asyncio
+
+    import httpx
+
+    from tests.utils.payloads import assert_close
+
+    X, _ = load("diabetes", data_file("diabetes", data_dir))
+    rows = X.sample(32, random_state=3)
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+
+    async def send():
+        async with httpx.AsyncClient(base_url=served.url, headers=headers, timeout=60) as client:
+            return await asyncio.gather(*(client.post("/api/v1/risk/diabetes", json=r) for r in records))
+
+    answers = asyncio.run(send())
+    for record, answer in zip(records, answers, strict=True):
+        assert answer.status_code == 200
+        alone = svc.api.single("diabetes", service_module.INPUT_MODELS["diabetes"].model_validate(record))
+        assert_close(answer.json()["prediction"], alone.model_dump(mode="json")["prediction"])
+    metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
+    count = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('vitalcheck_microbatch_size_count{model="diabetes"')
+    )
+    total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('vitalcheck_microbatch_size_sum{model="diabetes"')
+    )
+    assert total >= len(records), metrics[-2000:]
+    assert count < total, "no two requests were ever scored together"

@@ -41,3 +41,21 @@ def png_bytes(size=(64, 64), mode="L") -> bytes:
 def mri_test_image(data_dir: Path, label: str = "glioma") -> Path:
     """The first shared test-split image of a class."""
     return sorted((data_dir / "brain_mri" / "test" / label).glob("*.jpg"))[0]
+
+
+def assert_close(got, want, abs_tol: float = 1e-12, where: str = "") -> None:
+    """Assert two JSON-like values are equal, floats within ``abs_tol`` (same keys, lengths and order)."""
+    import pytest
+
+    if isinstance(got, dict):
+        assert isinstance(want, dict) and got.keys() == want.keys(), where
+        for key in got:
+            assert_close(got[key], want[key], abs_tol, f"{where}.{key}")
+    elif isinstance(got, list | tuple):
+        assert isinstance(want, list | tuple) and len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_close(a, b, abs_tol, f"{where}[{i}]")
+    elif isinstance(got, float) or isinstance(want, float):
+        assert got == pytest.approx(want, rel=0, abs=abs_tol), where
+    else:
+        assert got == want, where

@@ -141,26 +141,72 @@ class TabularPredictor:
             )
 
     # ---- explanations and warnings -------------------------------------------------------
-    def _scalar(self, class_index: int | None):
-        kind = self.spec.kind
-        if kind == "classifier":
-            return lambda f: self.estimator.predict_proba(f)[:, class_index]
-        if kind == "regressor":
-            return lambda f: np.asarray(self.estimator.predict(f), dtype=float)
-        return lambda f: np.asarray(self.estimator[0].predict(f), dtype=float)
+    def block_frame(self, records: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, np.ndarray]:
+        """The ``n × (f + 1)`` "replace by baseline" frame of :func:`vitalcheck.explain.contributions`.
+
+        Block ``i`` (rows ``i·(f+1)`` to ``i·(f+1)+f``) is record ``i`` as submitted, then record
+        ``i`` with feature ``j`` set to its card baseline, for ``j = 0 … f-1``. Columns are typed
+        as :func:`records_to_frame` types them (numbers float64, categories object, missing NaN),
+        built straight from NumPy columns: one DataFrame for the prediction and its contributions.
+
+        Args:
+            records: dicts keyed by the catalog feature names (missing values as ``None``).
+
+        Returns:
+            The frame, and an (n, f) boolean array that is True where the record's value equals
+            the baseline (two missing values count as equal): those contributions are exactly 0.
+
+        """
+        n, features = len(records), self.spec.features
+        block = len(features) + 1
+        replaced = np.arange(n) * block + 1
+        columns: dict[str, np.ndarray] = {}
+        same = np.zeros((n, len(features)), dtype=bool)
+        for j, feature in enumerate(features):
+            raw = [record[feature.name] for record in records]
+            baseline = self.baseline[feature.name]
+            if feature.type == "category":
+                column = np.array([np.nan if v is None else v for v in raw], dtype=object)
+                if baseline is None:
+                    same[:, j] = [v is None for v in raw]
+                else:
+                    same[:, j] = [v is not None and v == baseline for v in raw]
+                fill: Any = np.nan if baseline is None else baseline
+            else:
+                column = np.array([np.nan if v is None else float(v) for v in raw], dtype=np.float64)
+                fill = np.nan if baseline is None else float(baseline)
+                same[:, j] = (np.isnan(column) & np.isnan(fill)) | (column == fill)
+            repeated = np.repeat(column, block)
+            repeated[replaced + j] = fill
+            columns[feature.name] = repeated
+        return pd.DataFrame(columns, columns=self.spec.feature_names), same
+
+    def _ranked(
+        self, deltas: np.ndarray, same: np.ndarray, records: Sequence[dict[str, Any]]
+    ) -> list[list[Contributor]]:
+        """Top :data:`TOP_K` contributors per record by ``|contribution|`` (ties keep feature order)."""
+        deltas = np.where(same, 0.0, deltas)
+        order = np.argsort(-np.abs(deltas), axis=1, kind="stable")[:, :TOP_K]
+        names = self.spec.feature_names
+        return [
+            [Contributor(feature=names[j], value=record[names[j]], contribution=float(row[j])) for j in top]
+            for row, top, record in zip(deltas, order, records, strict=True)
+        ]
 
     def contributors(
-        self, frame: pd.DataFrame, records: Sequence[dict[str, Any]], class_index: int | None = None
+        self, frame: pd.DataFrame, records: Sequence[dict[str, Any]], class_index: int
     ) -> list[list[Contributor]]:
-        """Top-5 signed contributions per row (see :func:`vitalcheck.explain.contributions`).
+        """Top-5 signed contributions to the probability of class ``class_index`` (multiclass models).
 
         Args:
             frame: rows as built by :func:`records_to_frame` from ``records``.
             records: the same rows as submitted (their values are reported as given).
-            class_index: for classifiers, the class whose probability is explained.
+            class_index: the class whose probability is explained.
 
         """
-        raw = contributions(self._scalar(class_index), frame, self.baseline, top_k=TOP_K)
+        raw = contributions(
+            lambda f: self.estimator.predict_proba(f)[:, class_index], frame, self.baseline, top_k=TOP_K
+        )
         return [
             [Contributor(feature=name, value=record[name], contribution=float(c)) for name, _, c in row]
             for row, record in zip(raw, records, strict=True)
@@ -191,7 +237,13 @@ class TabularPredictor:
     def predict(
         self, records: Sequence[BaseModel], *, moderate: float, high: float
     ) -> list[RiskPrediction | ClassPrediction | LifeExpectancyPrediction | InsurancePrediction]:
-        """Score validated request records: one vectorised predict, one batched contribution call.
+        """Score validated request records, each with its top-5 contributors.
+
+        Binary classifiers and regressors make ONE pipeline call on the :meth:`block_frame`
+        of the records: the first row of each block is the record as submitted (its output is
+        the prediction), the others give the contributions. The insurance interval adds one
+        call per quantile model on the submitted rows. The multiclass sleep model explains
+        the winning class of each record (:meth:`contributors`).
 
         Args:
             records: request models of this task.
@@ -199,44 +251,59 @@ class TabularPredictor:
             high: probability at or above which a binary risk is 'high'.
 
         Returns:
-            One prediction per record, of the task's prediction type.
+            One prediction per record, of the task's prediction type, in order.
 
         """
         dumped = [r.model_dump() for r in records]
-        frame = records_to_frame(self.spec, dumped)
-        out = self.outputs(frame)
-        kind, classes = self.spec.kind, self.spec.classes
-        if kind == "classifier" and len(classes) == 2:
-            contribs = self.contributors(frame, dumped, class_index=1)
+        kind = self.spec.kind
+        if kind == "classifier" and len(self.spec.classes) != 2:
+            return self._predict_multiclass(dumped)
+        n, block = len(dumped), len(self.spec.features) + 1
+        frame, same = self.block_frame(dumped)
+        if kind == "classifier":
+            out = self.estimator.predict_proba(frame)[:, 1].reshape(n, block)
+        elif kind == "regressor":
+            out = np.asarray(self.estimator.predict(frame), dtype=float).reshape(n, block)
+        else:
+            out = np.asarray(self.estimator[0].predict(frame), dtype=float).reshape(n, block)
+        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
+        central = out[:, 0]
+        if kind == "classifier":
             return [
                 RiskPrediction(probability=float(p), risk_level=_risk_level(float(p), moderate, high), contributors=c)
-                for p, c in zip(out[:, 1], contribs, strict=True)
+                for p, c in zip(central, contributors, strict=True)
             ]
-        if kind == "classifier":
-            winners = out.argmax(axis=1)
-            contribs: list[list[Contributor]] = [[] for _ in range(len(frame))]
-            for k in np.unique(winners):
-                rows = np.flatnonzero(winners == k)
-                explained = self.contributors(frame.iloc[rows], [dumped[i] for i in rows], class_index=int(k))
-                for i, c in zip(rows, explained, strict=True):
-                    contribs[i] = c
-            return [
-                ClassPrediction(
-                    probabilities={cls: float(p) for cls, p in zip(classes, probs, strict=True)},
-                    predicted_class=classes[int(k)],
-                    contributors=c,
-                )
-                for probs, k, c in zip(out, winners, contribs, strict=True)
-            ]
-        contribs = self.contributors(frame, dumped)
         if kind == "regressor":
             return [
                 LifeExpectancyPrediction(life_expectancy_years=float(v), contributors=c)
-                for v, c in zip(out, contribs, strict=True)
+                for v, c in zip(central, contributors, strict=True)
             ]
+        submitted = frame.iloc[::block]
+        lower = np.minimum(np.asarray(self.estimator[1].predict(submitted), dtype=float), central)
+        upper = np.maximum(np.asarray(self.estimator[2].predict(submitted), dtype=float), central)
         return [
             InsurancePrediction(charges_usd=float(m), lower_usd=float(lo), upper_usd=float(hi), contributors=c)
-            for (m, lo, hi), c in zip(out, contribs, strict=True)
+            for m, lo, hi, c in zip(central, lower, upper, contributors, strict=True)
+        ]
+
+    def _predict_multiclass(self, dumped: list[dict[str, Any]]) -> list[ClassPrediction]:
+        classes = self.spec.classes
+        frame = records_to_frame(self.spec, dumped)
+        out = self.outputs(frame)
+        winners = out.argmax(axis=1)
+        contribs: list[list[Contributor]] = [[] for _ in range(len(frame))]
+        for k in np.unique(winners):
+            rows = np.flatnonzero(winners == k)
+            explained = self.contributors(frame.iloc[rows], [dumped[i] for i in rows], class_index=int(k))
+            for i, c in zip(rows, explained, strict=True):
+                contribs[i] = c
+        return [
+            ClassPrediction(
+                probabilities={cls: float(p) for cls, p in zip(classes, probs, strict=True)},
+                predicted_class=classes[int(k)],
+                contributors=c,
+            )
+            for probs, k, c in zip(out, winners, contribs, strict=True)
         ]
 
 
