@@ -170,6 +170,9 @@ def _config(key: str, label: str, config: str, note: str) -> Contender:
 LEVER_CONTENDERS = [
     _config("vc_threads4", "VitalCheck, 4 threads", "threads4.yaml", "threads: 4 (configs/threads4.yaml)"),
     _config(
+        "vc_noaccesslog", "VitalCheck, no access log", "noaccesslog.yaml", "access log off (configs/noaccesslog.yaml)"
+    ),
+    _config(
         "vc_quiet", "VitalCheck, no access log/metrics", "quiet.yaml", "access log + metrics off (configs/quiet.yaml)"
     ),
     Contender(
