@@ -17,14 +17,10 @@ Research and education only; not a medical device.
 from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
 
 # isort: split
-import atexit
 import functools
 import logging
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +32,7 @@ from vitalcheck.cards import ArtifactCheckError, StoredArtifact
 from vitalcheck.catalog import MODELS
 from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
-from vitalcheck.preflight import light_preflight
+from vitalcheck.preflight import check_before_workers, refuse_to_start
 from vitalcheck.redaction import install_log_redaction
 from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
@@ -250,71 +246,21 @@ class VitalCheck:
 VitalCheck.add_asgi_middleware(RequestGuard)
 
 
-REFUSAL_FILE_VARIABLE = "VITALCHECK_REFUSAL_FILE"
-"""Environment variable naming the file where a worker leaves its reason for refusing to start."""
-
-
-def refuse_to_start(exc: ArtifactCheckError):
-    """Stop the whole server, not just this worker, with a message naming the failed artifacts.
-
-    BentoML restarts a worker whose ``__init__`` raises, so a worker that cannot load its
-    artifacts would restart in a loop. Instead it logs the reason, leaves it in the serving
-    process's refusal file (see :func:`preflight`, which makes ``bentoml serve`` exit with
-    status 3), asks the serving process (its parent) to shut down, and exits with status 3.
-    """
-    logger.critical("VitalCheck refuses to start: %s", exc)
-    if refusal_file := os.environ.get(REFUSAL_FILE_VARIABLE):
-        with open(refusal_file, "a") as fh:
-            fh.write(f"{exc}\n")
-    if os.environ.get("BENTOML_WORKER_ID") or _parent_is_bentoml():
-        os.kill(os.getppid(), signal.SIGTERM)
-    raise SystemExit(3)
-
-
-def _exit_if_a_worker_refused(refusal_file: Path) -> None:
-    """At the serving process's exit: if a worker refused to start, say why and exit with status 3."""
-    reason = refusal_file.read_text().strip() if refusal_file.is_file() else ""
-    shutil.rmtree(refusal_file.parent, ignore_errors=True)
-    if reason:
-        print(f"VitalCheck refuses to start: {reason}", file=sys.stderr, flush=True)
-        os._exit(3)  # BentoML's CLI would otherwise exit 0 after a SIGTERM-initiated shutdown
-
-
-def _parent_is_bentoml() -> bool:
-    try:
-        import psutil
-
-        return any("bentoml" in part for part in psutil.Process(os.getppid()).cmdline())
-    except Exception:
-        return False
-
-
 def preflight() -> None:
     """Check every artifact and table in the serving (non-worker) process before workers start.
 
     ``bentoml serve`` imports this module in its main process before it spawns any worker;
-    a failed :func:`~vitalcheck.preflight.light_preflight` there (sha256 against the model
-    card, scikit-learn version, reference tables) exits that process with status 1 and a
-    message naming each failing artifact, so the server never starts half-loaded. Golden
-    outputs need the models unpickled: each worker checks them in ``__init__`` and
-    :func:`refuse_to_start` stops the whole server if one drifts; the serving process then
-    exits with status 3.
+    there :func:`~vitalcheck.preflight.check_before_workers` refuses (exit status 1, naming each
+    failing artifact) to start a server that would be half-loaded. Golden outputs need the
+    models unpickled: each worker checks them in ``__init__`` and
+    :func:`~vitalcheck.preflight.refuse_to_start` stops the whole server (exit status 3).
+    ``VITALCHECK_SKIP_PREFLIGHT=1`` skips the serving process's check (the workers' stays).
     """
     from bentoml._internal.context import server_context
 
     if server_context.worker_index is not None or os.environ.get("VITALCHECK_SKIP_PREFLIGHT") == "1":
         return
-    settings = get_settings()
-    failures = light_preflight(stored_locations(), settings.reference_dir)
-    if failures:
-        print(
-            "\n  - ".join(["VitalCheck refuses to start: these artifacts failed their checks:", *failures]),
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
-    refusal_file = Path(tempfile.mkdtemp(prefix="vitalcheck-")) / "refusal"
-    os.environ[REFUSAL_FILE_VARIABLE] = str(refusal_file)  # inherited by the workers spawned next
-    atexit.register(_exit_if_a_worker_refused, refusal_file)
+    check_before_workers(stored_locations(), get_settings().reference_dir)
 
 
 if "serve" in sys.argv[1:3] and Path(sys.argv[0]).name in ("bentoml", "__main__.py"):

@@ -2,7 +2,7 @@
 
 Every damage but golden drift is refused by the serving process's pre-flight check before any
 worker is spawned; golden drift needs the model unpickled, so each worker finds it and stops the
-whole server before it answers (``service.refuse_to_start``).
+whole server before it answers (``vitalcheck.preflight.refuse_to_start``).
 
 Slow (one server start each): run by `make reliability`, not `make test`.
 """
