@@ -4,7 +4,9 @@ When a request fails validation, BentoML logs the exception with its traceback; 
 ``ValidationError``'s text carries ``input_value=`` (the submitted values, or for a missing
 field the whole submitted object). For health data that is a leak. The filter installed
 here rewrites such records to name only the error count, the field locations and the rule
-types, and drops the traceback. VitalCheck itself never logs request bodies.
+types, and drops the traceback. Such a record is a client error (the request got HTTP 400),
+so it is logged at WARNING, not ERROR, and does not trip error-log alerts. VitalCheck itself
+never logs request bodies.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ BENTOML_LOGGERS = ("bentoml", "bentoml._internal.server.http_app", "_bentoml_imp
 
 
 class RedactValidationErrors(logging.Filter):
-    """Replace a logged ``ValidationError`` by its locations and rule types, without values."""
+    """Replace a logged ``ValidationError`` by its locations and rule types, without values, at WARNING."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place when it carries a ValidationError; always keep the record."""
@@ -32,6 +34,8 @@ class RedactValidationErrors(logging.Filter):
             record.args = ()
             record.exc_info = None
             record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
