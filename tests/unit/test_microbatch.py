@@ -25,6 +25,21 @@ class Recorder:
         return [item * 10 for item in items]
 
 
+def burst(batcher, score, first, rest):
+    """Submit ``first``; hold its batch in the scoring thread while ``rest`` arrive; release; gather all."""
+
+    async def scenario():
+        score.release.clear()
+        head = asyncio.ensure_future(batcher.submit(first))
+        await asyncio.sleep(0.05)
+        tail = [asyncio.ensure_future(batcher.submit(i)) for i in rest]
+        await asyncio.sleep(0.05)
+        score.release.set()
+        return await asyncio.gather(head, *tail, return_exceptions=True)
+
+    return asyncio.run(scenario())
+
+
 def test_lone_request_is_scored_alone_and_at_once():
     score = Recorder()
     batcher = MicroBatcher(score)
@@ -37,17 +52,7 @@ def test_requests_arriving_during_a_batch_ride_in_the_next_one_in_order():
     score = Recorder()
     sizes = []
     batcher = MicroBatcher(score, observe=sizes.append)
-
-    async def scenario():
-        score.release.clear()  # hold the first batch in its thread while 9 more arrive
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 10)]
-        await asyncio.sleep(0.05)
-        score.release.set()
-        return await asyncio.gather(first, *rest)
-
-    assert asyncio.run(scenario()) == [i * 10 for i in range(10)]
+    assert burst(batcher, score, 0, range(1, 10)) == [i * 10 for i in range(10)]
     assert score.batches == [[0], list(range(1, 10))]
     assert sizes == [1, 9]
 
@@ -55,34 +60,13 @@ def test_requests_arriving_during_a_batch_ride_in_the_next_one_in_order():
 def test_max_batch_splits_the_queue():
     score = Recorder()
     batcher = MicroBatcher(score, max_batch=4)
-
-    async def scenario():
-        score.release.clear()
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 11)]
-        await asyncio.sleep(0.05)
-        score.release.set()
-        return await asyncio.gather(first, *rest)
-
-    assert asyncio.run(scenario()) == [i * 10 for i in range(11)]
+    assert burst(batcher, score, 0, range(1, 11)) == [i * 10 for i in range(11)]
     assert [len(b) for b in score.batches] == [1, 4, 4, 2]
 
 
 def test_one_bad_item_fails_only_its_caller():
     score = Recorder(fail_on=5)
-    batcher = MicroBatcher(score)
-
-    async def scenario():
-        score.release.clear()
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(batcher.submit(i)) for i in (4, 5, 6)]
-        await asyncio.sleep(0.05)
-        score.release.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    results = asyncio.run(scenario())
+    results = burst(MicroBatcher(score), score, 0, (4, 5, 6))
     assert results[0] == 0 and results[1] == 40 and results[3] == 60
     assert isinstance(results[2], ValueError)
     assert [4, 5, 6] in score.batches and [4] in score.batches and [6] in score.batches
