@@ -30,10 +30,11 @@ from bentoml.models import BentoModel
 
 from vitalcheck.cards import ArtifactCheckError, StoredArtifact
 from vitalcheck.catalog import MODELS
+from vitalcheck.compat import api_routes, install_connection_deadlines
 from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
 from vitalcheck.preflight import check_before_workers, refuse_to_start
-from vitalcheck.redaction import install_log_redaction
+from vitalcheck.redaction import Redactor, install_log_redaction
 from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
@@ -49,6 +50,7 @@ logger = logging.getLogger("vitalcheck")
 logger.setLevel(get_settings().log_level)
 install_log_redaction()
 install_upload_guard()
+install_connection_deadlines(get_settings().header_timeout_s, get_settings().keepalive_timeout_s)
 
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
@@ -243,7 +245,10 @@ class VitalCheck:
         return self.api.models()
 
 
-VitalCheck.add_asgi_middleware(RequestGuard)
+ROUTES, FIELD_NAMES = api_routes(VitalCheck)
+"""Each API route's request media type, and every documented request field name (what logs and errors may name)."""
+VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES)
+install_log_redaction(Redactor(FIELD_NAMES, [*ROUTES, *RequestGuard.open_path_set()]))
 
 
 def preflight() -> None:

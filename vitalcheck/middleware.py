@@ -1,94 +1,250 @@
-"""ASGI middleware in front of every VitalCheck endpoint: bearer-token check and body-size limit.
+"""The ASGI guard in front of every VitalCheck endpoint: authentication, media types, limits, redaction.
 
-Both answer before the request body is read or parsed, with the same error shape as
-validation errors (``{"error": ..., "detail": [{"type", "loc", "msg"}]}``):
+Every decision is taken on the path the router matches (``scope["path"]``: percent-decoded by
+the server, so ``/%61pi/v1/models`` and ``/api%2Fv1/models`` are ``/api/v1/models``), and
+access is denied by default: only :data:`OPEN_PATHS`, the documentation page and its
+same-origin assets (``GET``/``HEAD`` under ``/static_content/``) are served without the
+token; everything else needs ``Authorization: Bearer <token>`` when ``VITALCHECK_API_TOKEN``
+is set. The guard answers before the body is parsed, in the one error shape
+``{"error": ..., "detail": [{"type", "loc", "msg"}]}``:
 
-* 401 on an inference endpoint (``/api/…``) when ``VITALCHECK_API_TOKEN`` is set and the
-  request lacks ``Authorization: Bearer <token>`` (compared in constant time). Health,
-  metrics and documentation endpoints stay open.
-* 413 when the declared or streamed body exceeds ``VITALCHECK_MAX_REQUEST_BYTES``.
-* 400 for a request to ``/api/…`` in BentoML's internal pickle media type
-  (``application/vnd.bentoml+pickle``), which BentoML itself refuses with 415 and a body of
-  another shape.
+* 401: missing, malformed, wrong or repeated ``Authorization`` header (the scheme is
+  case-insensitive, RFC 7235; the token is compared in constant time);
+* 431: request headers larger than ``VITALCHECK_MAX_HEADER_BYTES`` in total;
+* 405: an API route called with another method than POST;
+* 415: a JSON route called without ``Content-Type: application/json`` (form bodies, text/plain
+  and BentoML's pickle type included), or an upload route without ``multipart/form-data``;
+* 413: a declared or streamed body over ``VITALCHECK_MAX_REQUEST_BYTES``;
+* 408: a body not received within ``VITALCHECK_BODY_TIMEOUT_S``;
+* 499 (recorded, never sent): the client hung up before its body was complete. No handler
+  runs, so it is no server error in the log, the access log or ``/metrics``.
 
-It also serves ``GET /docs.json`` corrected by :func:`vitalcheck.openapi.correct_openapi`.
+The body is read here, once, up to the limit, and replayed to BentoML. Every 4xx that an API
+route answers is rewritten so that ``loc`` holds only documented field names
+(:meth:`vitalcheck.redaction.Redactor.safe_loc`) and the body is an object. The guard also
+serves ``GET /`` (:mod:`vitalcheck.docs_page`) and ``GET /docs.json`` corrected by
+:func:`vitalcheck.openapi.correct_openapi`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import logging
+from collections.abc import Mapping
+from typing import Any
 
+from vitalcheck.docs_page import DOCS_PAGE_PATHS, index_response
+from vitalcheck.redaction import Redactor
 from vitalcheck.settings import get_settings
 
-PROTECTED_PREFIX = b"/api/"
-OPENAPI_PATH = b"/docs.json"
-INTERNAL_MEDIA_TYPE = b"application/vnd.bentoml+pickle"
+logger = logging.getLogger("vitalcheck")
+
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
+"""Served without the token (health, metrics, the OpenAPI document); the docs page is added to them."""
+STATIC_PREFIX = "/static_content/"
+"""BentoML's bundled Swagger UI assets, used by the docs page (GET/HEAD only)."""
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+NO_BODY = ""
+"""Media of a route without input: ``application/json`` or no Content-Type at all."""
+CLIENT_CLOSED_REQUEST = 499
+"""Status recorded (nginx's convention) when the client hangs up before its request body is complete."""
 
 
-def _error(status: int, rule: str, loc: list[str], msg: str):
+def _error(status: int, rule: str, loc: list[str], msg: str, extra_headers=()):
     body = json.dumps({"error": msg, "detail": [{"type": rule, "loc": loc, "msg": msg}]}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    return status, headers, body
+        headers.append((b"www-authenticate", b'Bearer realm="vitalcheck"'))
+    return status, [*headers, *extra_headers], body
 
 
 class RequestGuard:
-    """Refuse unauthenticated or oversized requests before the service reads them.
+    """Refuse, before the service reads it, any request that is unauthenticated, malformed or too large.
 
     Args:
         app: the wrapped ASGI application.
+        routes: API route → the media type its body must have (:data:`JSON`, :data:`MULTIPART`,
+            or :data:`NO_BODY` for a route without input).
+        field_names: every documented request field name (what an error's ``loc`` may repeat).
+
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, routes: Mapping[str, str], field_names: frozenset[str] = frozenset()) -> None:
         self.app = app
         settings = get_settings()
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
         self.max_bytes = settings.max_request_bytes
+        self.max_header_bytes = settings.max_header_bytes
+        self.body_timeout = settings.body_timeout_s
+        self.routes = dict(routes)
+        self.open_paths = self.open_path_set()
+        self.redactor = Redactor(field_names, [*self.routes, *self.open_paths])
+
+    @staticmethod
+    def open_path_set() -> frozenset[str]:
+        """The exact paths served without the token (besides GET/HEAD of the docs page's assets)."""
+        return OPEN_PATHS | DOCS_PAGE_PATHS
 
     async def __call__(self, scope, receive, send):
-        """Check one HTTP request; pass everything else through."""
+        """Check one HTTP request; pass lifespan and other scopes through."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        path = scope.get("raw_path") or scope.get("path", "").encode()
-        if path == OPENAPI_PATH and scope.get("method") == "GET":
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            return await _send(send, *refusal)
+        path, method = scope.get("path", ""), scope.get("method", "")
+        if method in ("GET", "HEAD") and path in DOCS_PAGE_PATHS:
+            return await _send(send, *index_response())
+        if method == "GET" and path == "/docs.json":
             return await _corrected_openapi(self.app, scope, receive, send)
-        if self.expected is not None and path.startswith(PROTECTED_PREFIX):
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                return await _send(
-                    send, *_error(401, "unauthorized", ["header", "authorization"], "missing or invalid bearer token")
-                )
-        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media_type == INTERNAL_MEDIA_TYPE and path.startswith(PROTECTED_PREFIX):
-            message = "media type not accepted: send application/json or multipart/form-data"
-            return await _send(send, *_error(400, "unsupported_media_type", ["header", "content-type"], message))
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                return await _send(send, *_too_large(self.max_bytes))
-            return await self.app(scope, receive, send)
-        # No declared length (chunked upload): read it here, up to the limit, then replay it.
-        messages, seen = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                return await _send(send, *_too_large(self.max_bytes))
-            if not message.get("more_body", False):
-                break
-        replay = iter(messages)
+        body = await self._read_body(receive, send)
+        if body is None:
+            return None
+        if self.routes.get(path) == NO_BODY and body.strip() not in (b"", b"{}"):
+            return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
+        replay = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replayed_receive():
-            return next(replay, None) or await receive()
+            return replay.pop() if replay else await receive()
 
-        await self.app(scope, replayed_receive, send)
+        if path in self.routes:
+            return await self.app(scope, replayed_receive, _RedactedErrors(send, self.redactor))
+        return await self.app(scope, replayed_receive, send)
+
+    def _refusal(self, scope) -> tuple[int, list, bytes] | None:
+        """The answer to a request refused on its path and headers alone, or None."""
+        headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+        if sum(len(k) + len(v) for k, v in headers) > self.max_header_bytes:
+            message = f"request headers exceed {self.max_header_bytes} bytes"
+            return _error(431, "headers_too_large", ["header"], message)
+        path, method = scope.get("path", ""), scope.get("method", "")
+        is_open = path in self.open_paths or (path.startswith(STATIC_PREFIX) and method in ("GET", "HEAD"))
+        if self.token is not None and not is_open:
+            problem = self._authorization_problem([v for k, v in headers if k.lower() == b"authorization"])
+            if problem:
+                return _error(401, "unauthorized", ["header", "authorization"], problem)
+        media = self.routes.get(path)
+        if media is None:
+            return None
+        if method != "POST":
+            return _error(405, "method_not_allowed", ["method"], "use POST", [(b"allow", b"POST")])
+        if not _media_type_accepted(media, [v for k, v in headers if k.lower() == b"content-type"]):
+            what = "multipart/form-data" if media == MULTIPART else "application/json (UTF-8)"
+            return _error(415, "unsupported_media_type", ["header", "content-type"], f"send Content-Type: {what}")
+        lengths = [v for k, v in headers if k.lower() == b"content-length"]
+        if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+            return _error(400, "invalid_content_length", ["header", "content-length"], "one decimal Content-Length")
+        if lengths and int(lengths[0]) > self.max_bytes:
+            return _too_large(self.max_bytes)
+        return None
+
+    def _authorization_problem(self, values: list[bytes]) -> str | None:
+        """Why these ``Authorization`` header values do not authenticate, or None when they do."""
+        if not values:
+            return "missing bearer token"
+        if len(values) > 1:
+            return "more than one Authorization header"
+        scheme, _, credentials = values[0].strip().partition(b" ")
+        if scheme.lower() != b"bearer":
+            return "the Authorization scheme must be Bearer"
+        assert self.token is not None
+        if not hmac.compare_digest(credentials.strip(), self.token):
+            return "invalid bearer token"
+        return None
+
+    async def _read_body(self, receive, send) -> bytes | None:
+        """The whole body, or None once a refusal was sent (too large, too slow, client gone)."""
+        chunks, seen = [], 0
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        logger.info("client disconnected before its request body was complete")
+                        await _send(send, *_error(CLIENT_CLOSED_REQUEST, "client_closed_request", ["body"], "aborted"))
+                        return None
+                    chunk = message.get("body", b"")
+                    seen += len(chunk)
+                    if seen > self.max_bytes:
+                        await _send(send, *_too_large(self.max_bytes))
+                        return None
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            message = f"request body not received within {self.body_timeout:g} s"
+            await _send(send, *_error(408, "request_timeout", ["body"], message, [(b"connection", b"close")]))
+            return None
+
+
+class _RedactedErrors:
+    """An ASGI ``send`` that rewrites a 4xx JSON answer into the one error shape with redacted locations."""
+
+    def __init__(self, send, redactor: Redactor) -> None:
+        self.send = send
+        self.redactor = redactor
+        self.start: dict[str, Any] | None = None
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            self.start = message
+            return None
+        if self.start is None or message["type"] != "http.response.body":
+            return await self.send(message)
+        self.chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return None
+        status = self.start["status"]
+        body = self._rewrite(b"".join(self.chunks))
+        headers = [
+            (k, v) for k, v in self.start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
+        ]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await _send(self.send, status, headers, body)
+
+    def _rewrite(self, raw: bytes) -> bytes:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = {}
+        if isinstance(data, list):  # BentoML answers some 4xx as a one-element array (BentoML issue 4232)
+            data = data[0] if data and isinstance(data[0], dict) else {}
+        if not isinstance(data, dict):
+            data = {}
+        detail = data.get("detail")
+        entries = detail if isinstance(detail, list) else []
+        safe = [
+            {
+                "type": str(e.get("type", "invalid")),
+                "loc": self.redactor.safe_loc(e.get("loc") or ["body"]),
+                "msg": str(e.get("msg", "")),
+            }
+            for e in entries
+            if isinstance(e, dict)
+        ]
+        error = data.get("error") if isinstance(data.get("error"), str) and safe else "request refused"
+        if not safe:
+            safe = [{"type": "invalid_request", "loc": ["body"], "msg": "request refused"}]
+        return json.dumps({"error": error, "detail": safe}).encode()
+
+
+def _media_type_accepted(media: str, values: list[bytes]) -> bool:
+    """Whether exactly one Content-Type was sent and it is the route's media type (JSON: in UTF-8)."""
+    if not values:
+        return media == NO_BODY
+    if len(values) > 1:
+        return False
+    media_type, *params = values[0].decode("latin-1").split(";")
+    if media_type.strip().lower() != (media or JSON):
+        return False
+    charsets = [
+        p.split("=", 1)[1].strip().strip('"').lower() for p in params if p.strip().lower().startswith("charset=")
+    ]
+    return media == MULTIPART or all(c in ("utf-8", "utf8") for c in charsets)
 
 
 def _too_large(limit: int):

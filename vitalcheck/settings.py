@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +63,27 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None,
         min_length=16,
-        description="When set, every /api/ endpoint requires 'Authorization: Bearer <token>' (401 otherwise); "
-        "health (/livez, /readyz) and /metrics stay open. At least 16 characters.",
+        description="When set, every endpoint except health (/livez, /readyz), /metrics and the docs page "
+        "requires 'Authorization: Bearer <token>' (401 otherwise). At least 16 characters.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest total size of a request's headers, in bytes (answered 431 above it).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection may take to send a complete request line and headers, from its "
+        "opening or its first byte after an answer; then it is closed (slow-header clients).",
+    )
+    keepalive_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="Seconds an idle keep-alive connection is kept open after an answer."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Seconds a request body may take to arrive in full (answered 408 above it)."
     )
     compute_threads: int = Field(
         1, ge=1, le=64, description="Threads per worker for scikit-learn/OpenMP/BLAS (1 avoids oversubscription)."
@@ -78,7 +97,35 @@ class Settings(BaseSettings):
         return self
 
 
+class SettingsError(SystemExit):
+    """Invalid settings: a one-line message naming each variable and its rule, never the value.
+
+    A ``SystemExit``, so that the CLI that imports the service (``bentoml serve``) stops with
+    exit status 1 and that one line instead of a traceback, which would print the value
+    (pydantic's ``input_value=``), a secret token included.
+    """
+
+
+def _rule(error) -> str:
+    # pydantic's length message also gives the actual length, which tells something of a secret.
+    if error["type"] in ("too_short", "string_too_short"):
+        return f"must be at least {error['ctx']['min_length']} characters"
+    return error["msg"]
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """Return the process-wide settings, read once and cached."""
-    return Settings()
+    """Return the process-wide settings, read once and cached.
+
+    Raises:
+        SettingsError: a variable (or ``.env`` entry) breaks its rule.
+
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"VITALCHECK_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {_rule(e)}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"VitalCheck refuses to start, invalid settings: {problems}") from None

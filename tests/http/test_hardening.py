@@ -108,9 +108,9 @@ def test_batch_of_wrong_things(http):
 # ---- media types and multipart (bugs found by fuzzing) ---------------------------------------------------
 
 
-def test_internal_pickle_media_type_is_a_400(http):
+def test_internal_pickle_media_type_is_a_415_in_the_error_shape(http):
     """Regression: BentoML answered 415 with a JSON *list* body."""
-    locations = error(raw(http, ROUTES["heart"], b"\x80\x04K\x01.", "application/vnd.bentoml+pickle"))
+    locations = error(raw(http, ROUTES["heart"], b"\x80\x04K\x01.", "application/vnd.bentoml+pickle"), 415)
     assert locations == {("header", "content-type"): "unsupported_media_type"}
 
 
@@ -121,8 +121,13 @@ def test_text_field_instead_of_a_file_is_refused_without_fetching(http, route, f
 
     fetched = []
     monkeypatch.setattr(httpx.AsyncClient, "get", lambda *a, **k: fetched.append(a) or pytest.fail("fetched"))
-    response = http.post(route, data={field: "http://127.0.0.1:9/rows.csv"})
-    assert error(response) == {(field,): "not_a_file"}
+    url = "http://127.0.0.1:9/rows.csv"
+    as_form = http.post(route, data={field: url})  # form-urlencoded: not an upload's media type
+    assert error(as_form, 415) == {("header", "content-type"): "unsupported_media_type"}
+    as_multipart = http.post(route, data={field: url}, files={"other": ("x.txt", b"x")})
+    assert error(as_multipart) == {(field,): "not_a_file"}
+    as_json = raw(http, route, url.encode())  # BentoML's JSON parser downloads a URL body for upload routes
+    assert error(as_json, 415) == {("header", "content-type"): "unsupported_media_type"}
     assert not fetched
 
 

@@ -1,33 +1,84 @@
-"""vitalcheck.redaction: a logged validation error keeps its locations and rules, loses its values."""
+"""vitalcheck.redaction: logged and returned errors keep field names and rules, lose values and unknown keys."""
 
 import logging
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vitalcheck.redaction import RedactValidationErrors
+from vitalcheck.redaction import OTHER_PATH, UNKNOWN_FIELD, RedactingFilter, Redactor
+
+SECRET_KEY = "Jane-Doe-1967-03-14"
 
 
 class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     glucose_mg_dl: float
     age_years: int
 
 
-def test_validation_error_is_redacted_and_logged_as_a_client_warning():
+REDACTOR = Redactor({"glucose_mg_dl", "age_years"}, ["/api/v1/risk/diabetes", "/livez"])
+
+
+def _validation_error(data) -> ValidationError:
     try:
-        Record.model_validate({"glucose_mg_dl": "SECRET-4711", "age_years": "also-secret"})
+        Record.model_validate(data)
     except ValidationError as exc:
-        error = exc
-    record = logging.LogRecord("bentoml", logging.ERROR, __file__, 1, "Exception on /api", (), (None, error, None))
-    assert RedactValidationErrors().filter(record)
+        return exc
+    raise AssertionError("expected a validation error")
+
+
+def _filtered(name, msg, args=(), exc=None, level=logging.ERROR) -> logging.LogRecord:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    record = logging.LogRecord(name, level, __file__, 1, msg, args, exc_info)
+    assert RedactingFilter(REDACTOR).filter(record)
+    return record
+
+
+def test_validation_error_is_redacted_and_logged_as_a_client_warning():
+    error = _validation_error({"glucose_mg_dl": "SECRET-4711", "age_years": "also-secret", SECRET_KEY: 1})
+    record = _filtered("bentoml", "Exception on %s [%s]", ("/api/v1/risk/diabetes", "POST"), error)
     text = record.getMessage()
-    assert "SECRET" not in text and "also-secret" not in text
+    assert "SECRET" not in text and "also-secret" not in text and SECRET_KEY not in text
     assert "glucose_mg_dl (float_parsing)" in text and "age_years (int_parsing)" in text
+    assert f"{UNKNOWN_FIELD} (extra_forbidden)" in text
     assert record.exc_info is None
     assert (record.levelno, record.levelname) == (logging.WARNING, "WARNING")
 
 
-def test_other_errors_are_left_alone():
-    record = logging.LogRecord("bentoml", logging.ERROR, __file__, 1, "boom", (), (None, RuntimeError("x"), None))
-    assert RedactValidationErrors().filter(record)
-    assert (record.levelno, record.getMessage()) == (logging.ERROR, "boom")
-    assert record.exc_info is not None
+def test_other_exceptions_keep_their_frames_but_not_their_message():
+    try:
+        raise RuntimeError(f"Failed to download file from http://x/{SECRET_KEY}")
+    except RuntimeError as exc:
+        record = _filtered("uvicorn.error", "Exception in ASGI application", exc=exc)
+    text = record.getMessage()
+    assert SECRET_KEY not in text
+    assert "test_other_exceptions_keep_their_frames_but_not_their_message" in text  # the frame
+    assert "RuntimeError: (message withheld" in text
+    assert record.levelno == logging.ERROR
+
+
+def test_safe_loc_keeps_field_names_and_indices_only():
+    assert REDACTOR.safe_loc(["records", 3, "age_years"]) == ["records", 3, "age_years"]
+    assert REDACTOR.safe_loc([SECRET_KEY]) == [UNKNOWN_FIELD]
+    assert REDACTOR.safe_loc(['{"glucose_mg_dl": 183}']) == [UNKNOWN_FIELD]
+    assert REDACTOR.safe_loc([True]) == [UNKNOWN_FIELD]
+
+
+def test_unlisted_paths_and_odd_headers_are_not_logged():
+    line = f"scheme=http,method=POST,path=/api/v1/{SECRET_KEY},type=application/json; name={SECRET_KEY},length=12"
+    record = _filtered("bentoml.access", "%s (%s) (%s) %.3fms", ("127.0.0.1:1", line, "status=404", 1.0), level=20)
+    text = record.getMessage()
+    assert SECRET_KEY not in text and f"path={OTHER_PATH}" in text
+    exception_line = _filtered("bentoml", "Exception on %s [%s]", (f"/{SECRET_KEY}", SECRET_KEY)).getMessage()
+    assert SECRET_KEY not in exception_line
+
+
+def test_listed_paths_and_known_media_types_are_logged_as_they_are():
+    line = "scheme=http,method=POST,path=/api/v1/risk/diabetes,type=application/json,length=12"
+    record = _filtered("bentoml.access", "%s (%s) (%s) %.3fms", ("127.0.0.1:1", line, "status=200", 1.0), level=20)
+    assert line in record.getMessage()
+
+
+def test_a_path_with_commas_cannot_smuggle_fields_into_the_access_log():
+    line = f"scheme=http,method=POST,path=/livez,{SECRET_KEY},type=text/plain,{SECRET_KEY},length=1"
+    text = REDACTOR.access_line(line)
+    assert SECRET_KEY not in text

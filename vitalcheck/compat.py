@@ -1,0 +1,157 @@
+"""What the pinned server stack offers no public way to do, in one place, checked against the pins.
+
+**Slow and idle connections** (uvicorn issue 157, "Further timeouts and resource limiting":
+``--timeout-request-start`` is still open). uvicorn, which BentoML runs in each worker, has
+no deadline for a request's headers: a connection that sends nothing, or one byte of headers
+every half second, is kept for ever, and ASGI middleware cannot help because it runs only once
+the headers are complete. BentoML builds uvicorn's ``Config`` itself and exposes no protocol
+option. :func:`install_connection_deadlines` therefore wraps uvicorn's HTTP protocol classes:
+
+* from a connection's opening, and from the first byte after each answer, the request line
+  and headers must be complete within ``VITALCHECK_HEADER_TIMEOUT_S``;
+* after an answer, an idle keep-alive connection is closed after
+  ``VITALCHECK_KEEPALIVE_TIMEOUT_S``.
+
+Either way the connection is closed without an answer (the client sent no complete request).
+The body has its own deadline in :class:`vitalcheck.middleware.RequestGuard`. Limits on the
+number of connections are left to the reverse proxy (README, "Security").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+
+PINNED = {"bentoml": "1.4.40", "uvicorn": "0.54.0"}
+"""The versions the shims here were written and tested against (pyproject.toml pins them)."""
+
+
+class CompatibilityError(RuntimeError):
+    """The installed server stack is not the one the shims were written for."""
+
+
+def check_pinned_versions() -> None:
+    """Refuse to run the shims on another BentoML or uvicorn than :data:`PINNED`.
+
+    Raises:
+        CompatibilityError: naming the package, its installed and its pinned version.
+
+    """
+    for package, pinned in PINNED.items():
+        installed = version(package)
+        if installed != pinned:
+            raise CompatibilityError(
+                f"{package} {installed} is installed but vitalcheck.compat was written for {pinned}: "
+                "re-check its shims (see its docstring) before changing the pin"
+            )
+
+
+def _protocol_classes() -> list[type]:
+    classes = []
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    classes.append(H11Protocol)
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools is not installed (it is not a VitalCheck dependency)
+        pass
+    else:
+        classes.append(HttpToolsProtocol)
+    return classes
+
+
+def install_connection_deadlines(header_timeout_s: float, keepalive_timeout_s: float) -> None:
+    """Give uvicorn's HTTP connections a header deadline and an idle deadline (idempotent; see module docstring).
+
+    Args:
+        header_timeout_s: seconds to complete a request's line and headers.
+        keepalive_timeout_s: seconds an idle connection is kept after an answer.
+
+    Raises:
+        CompatibilityError: BentoML or uvicorn is not the pinned version.
+
+    """
+    check_pinned_versions()
+    for cls in _protocol_classes():
+        cls.vitalcheck_deadlines = (header_timeout_s, keepalive_timeout_s)
+        if getattr(cls, "vitalcheck_wrapped", False):
+            continue
+        _wrap(cls)
+        cls.vitalcheck_wrapped = True
+
+
+def _wrap(cls: type) -> None:
+    connection_made, data_received = cls.connection_made, cls.data_received
+    on_response_complete, connection_lost = cls.on_response_complete, cls.connection_lost
+
+    def arm(self, kind: str) -> None:
+        disarm(self)
+        header_timeout, keepalive_timeout = self.vitalcheck_deadlines
+        delay = header_timeout if kind == "headers" else keepalive_timeout
+        self.vitalcheck_deadline = (kind, asyncio.get_running_loop().call_later(delay, expire, self))
+
+    def disarm(self) -> None:
+        deadline = getattr(self, "vitalcheck_deadline", None)
+        if deadline is not None:
+            deadline[1].cancel()
+            self.vitalcheck_deadline = None
+
+    def expire(self) -> None:
+        self.vitalcheck_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def in_request(self) -> bool:
+        cycle = self.cycle
+        return cycle is not None and not cycle.response_complete
+
+    def wrapped_connection_made(self, transport):
+        connection_made(self, transport)
+        arm(self, "headers")
+
+    def wrapped_data_received(self, data):
+        data_received(self, data)
+        deadline = getattr(self, "vitalcheck_deadline", None)
+        if in_request(self) or self.transport.is_closing():
+            disarm(self)
+        elif deadline is None or deadline[0] == "idle":
+            arm(self, "headers")  # the first byte of the next request starts its header deadline
+
+    def wrapped_on_response_complete(self):
+        on_response_complete(self)
+        if not self.transport.is_closing() and not in_request(self):
+            arm(self, "idle")
+
+    def wrapped_connection_lost(self, exc):
+        disarm(self)
+        connection_lost(self, exc)
+
+    cls.connection_made = wrapped_connection_made
+    cls.data_received = wrapped_data_received
+    cls.on_response_complete = wrapped_on_response_complete
+    cls.connection_lost = wrapped_connection_lost
+
+
+def api_routes(service_cls) -> tuple[dict[str, str], frozenset[str]]:
+    """Each API route's request media type, and every request field name, of a ``@bentoml.service`` class.
+
+    BentoML exposes a service's APIs (``service.apis``) but not which media type each reads;
+    the input model's ``multipart_fields`` (BentoML's SDK attribute) says which take uploads.
+
+    Returns:
+        (route → ``multipart/form-data``, ``application/json`` or ``""`` for a route without
+        input; the set of property names in every input schema).
+
+    """
+    from vitalcheck.middleware import JSON, MULTIPART, NO_BODY
+    from vitalcheck.redaction import schema_field_names
+
+    routes: dict[str, str] = {}
+    names: set[str] = set()
+    for api in service_cls.apis.values():
+        spec = api.input_spec
+        routes[api.route] = (
+            MULTIPART if getattr(spec, "multipart_fields", None) else JSON if spec.model_fields else NO_BODY
+        )
+        names |= schema_field_names(spec.model_json_schema())
+    return routes, frozenset(names)
