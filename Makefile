@@ -71,3 +71,7 @@ reliability: import ## fuzzing (1,000 cases per endpoint), refused starts, worke
 
 clean: ## remove the virtualenv and the trained (uncommitted) artifacts
 	rm -rf $(VENV) $(PICKLES) artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md
+
+.PHONY: docs-check
+docs-check: artifacts ## the page at / in headless Chromium (apt-get install chromium): screenshot to build/docs-page.png, no request beyond loopback
+	$(BIN)/python -m tests.utils.docs_browser --out build/docs-page.png

@@ -1,10 +1,19 @@
-"""Shared fixtures. BENTOML_HOME is set to a fresh temporary folder before BentoML is imported,
-so tests never touch the user's model store."""
+"""Shared fixtures.
+
+Everything the suite writes outside the repository goes into one temporary folder, made here and
+removed when pytest exits: BENTOML_HOME (so tests never touch the user's model store), pytest's
+tmp_path, and, through TMPDIR, whatever BentoML, its clients and the servers the tests start put in
+the temporary folder (sockets, client downloads, logs).
+"""
 
 import os
+import shutil
 import tempfile
 
-os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="vitalcheck-test-bentoml-")
+SESSION_TMP = tempfile.mkdtemp(prefix="vitalcheck-test-")
+os.environ["TMPDIR"] = SESSION_TMP
+tempfile.tempdir = SESSION_TMP
+os.environ["BENTOML_HOME"] = os.path.join(SESSION_TMP, "bentoml")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 # As in the service (vitalcheck/threads.py): one native thread, set before NumPy and OpenMP load.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -13,6 +22,8 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 API_TOKEN = "vitalcheck-test-token-0123456789"
 os.environ["VITALCHECK_API_TOKEN"] = API_TOKEN
 os.environ["VITALCHECK_MAX_REQUEST_BYTES"] = str(4 * 1024 * 1024)
+# A short header deadline, so that the slow-client tests of real servers finish quickly.
+os.environ["VITALCHECK_HEADER_TIMEOUT_S"] = "3"
 
 from pathlib import Path  # noqa: E402
 
@@ -22,6 +33,10 @@ from vitalcheck.catalog import MODELS  # noqa: E402
 from vitalcheck.settings import get_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ method delegates to it in one line. Errors are raised as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,17 @@ class VitalCheckAPI:
         """
         self._check_size("file", path)
         self._check_shape(path)
+        limits = loaders.UploadLimits(
+            max_rows=self.settings.max_batch_records,
+            max_decoded_bytes=UNPACKED_PARQUET_FACTOR * self.settings.max_upload_bytes,
+        )
         try:
-            raw = loaders.read_source(path)
+            raw = loaders.read_source(path, limits)
+        except loaders.SourceTooLarge as exc:
+            if exc.rule == "too_many_rows":
+                raise request_error("file", "too_many_rows", f"more than {limits.max_rows} rows") from None
+            message = f"decompresses to more than {limits.max_decoded_bytes} bytes"
+            raise request_error("file", "upload_too_large", message) from None
         except Exception:
             raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
         if len(raw) == 0:
@@ -117,26 +127,32 @@ class VitalCheckAPI:
 
     # ---- imaging, reference tables, models ---------------------------------------------------
     def brain_tumor(self, path: Path) -> Envelope:
-        """Classify one uploaded brain MRI slice (JPEG or PNG).
+        """Classify one uploaded brain MRI slice (JPEG or PNG), after the validity screen.
+
+        The screen (:func:`vitalcheck.imaging.screen_image`) compares cheap statistics of the
+        image with those of the training slices: an image clearly unlike any MRI slice is
+        refused; one outside their usual range is answered with a warning.
 
         Raises:
-            ValidationError: the upload is too large, not a decodable JPEG/PNG, or has too many pixels.
+            ValidationError: the upload is too large, not a decodable JPEG/PNG, or has too many
+                pixels (``image_rejected``), or is clearly not an MRI slice (``not_an_mri_slice``:
+                tiny, near-constant, strongly coloured, noise-like, mostly bright, too few levels).
 
         """
         self._check_size("image", path)
         predictor = self.registry.brain_tumor
         try:
-            probabilities = predictor.predict_bytes(
+            probabilities, screen_warnings = predictor.classify_upload(
                 path.read_bytes(), max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels
             )
         except ImageRejected as exc:
-            raise request_error("image", "image_rejected", exc.rule) from None
+            raise request_error("image", exc.kind, exc.rule) from None
         classes = MODELS["brain_tumor"].classes
         prediction = ClassPrediction(
             probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
             predicted_class=classes[int(np.argmax(probabilities))],
         )
-        return Envelope(model=predictor.info, prediction=prediction)
+        return Envelope(model=predictor.info, prediction=prediction, warnings=screen_warnings)
 
     def fitbit(self, day: FitbitInput) -> Envelope:
         """Percentile of each submitted daily metric within the Fitbit cohort."""
@@ -194,16 +210,21 @@ class VitalCheckAPI:
         """Refuse, before parsing, a file whose shape would make parsing it a denial of service.
 
         A Parquet file of a few kB can hold tens of millions of rows (or highly compressible
-        strings) and a 20 MB CSV header can declare millions of columns; reading either takes
-        minutes and gigabytes. The Parquet footer gives rows, columns and uncompressed size;
-        a CSV's first line gives its column count.
+        strings), a 2 MB gzip file can hold 4 million CSV rows, and a 20 MB CSV header can
+        declare millions of columns; reading any of them takes minutes and gigabytes. A
+        compressed upload (recognised by its magic bytes, never its name) is refused; the
+        Parquet footer gives rows, columns and uncompressed size; a CSV's header record,
+        parsed with its quoting and at most ``CSV_HEADER_MAX_BYTES`` long, gives its columns, and
+        the first data row may not be wider.
         """
         limits = self.settings
         with open(path, "rb") as fh:
-            is_parquet = fh.read(4) == b"PAR1"
-            fh.seek(0)
-            header = b"" if is_parquet else fh.readline(1 << 20)
-        if is_parquet:
+            head = fh.read(CSV_HEADER_MAX_BYTES + 1)
+        compression = _compression_of(head)
+        if compression is not None:
+            message = f"{compression}-compressed files are not accepted: upload plain CSV or Parquet"
+            raise request_error("file", "compressed_upload", message)
+        if head[:4] == b"PAR1":
             try:
                 meta = pq.read_metadata(path)
             except Exception:
@@ -216,13 +237,105 @@ class VitalCheckAPI:
                 message = f"decompresses to more than {UNPACKED_PARQUET_FACTOR * limits.max_upload_bytes} bytes"
                 raise request_error("file", "upload_too_large", message)
         else:
-            columns = header.count(b",") + 1
+            header = _csv_record_fields(head)
+            if header is None:
+                message = f"header row longer than {CSV_HEADER_MAX_BYTES} bytes"
+                raise request_error("file", "header_too_long", message)
+            columns, header_end = header
         if columns > limits.max_upload_columns:
             raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
+        if not head.startswith(b"PAR1"):
+            # pandas takes the first data row's width as the width of every row (refusing any
+            # wider row at once), so a first row wider than the header would make it read
+            # every field of every row: check that one row here.
+            first_row = _csv_record_fields(head, header_end)
+            if header_end < len(head) and first_row is None:
+                message = f"the first data row is longer than {CSV_HEADER_MAX_BYTES} bytes"
+                raise request_error("file", "row_too_long", message)
+            if first_row is not None and first_row[0] > columns:
+                raise request_error("file", "row_too_wide", "a row has more fields than the header")
 
     def _check_size(self, field: str, path: Path) -> None:
         if path.stat().st_size > self.settings.max_upload_bytes:
             raise request_error(field, "upload_too_large", f"upload exceeds {self.settings.max_upload_bytes} bytes")
+
+
+CSV_HEADER_MAX_BYTES = 64 * 1024
+"""Longest accepted CSV header record (leading blank lines included); the data sets' are under 1 KiB."""
+
+_COMPRESSED_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),
+    (b"PK\x07\x08", "zip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x1f\x9d", "compress"),
+    (b"\x1f\xa0", "compress"),
+    (b"LZIP", "lzip"),
+    (b"\xff\x06\x00\x00sNaPpY", "snappy"),
+)
+"""Leading bytes of the compressed and archive formats (pandas alone decompresses five of them)."""
+
+
+def _compression_of(head: bytes) -> str | None:
+    """The compression format a file's first bytes announce, or None for an uncompressed file."""
+    for magic, kind in _COMPRESSED_MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) >= 4 and 0x50 <= head[0] <= 0x5F and head[1:4] == b"\x2a\x4d\x18":
+        return "zstd"  # a zstd skippable frame (may precede the data frame)
+    return None
+
+
+_BLANK_LINE = re.compile(rb"[ \t]*(?:\r\n|\r|\n)")
+_CSV_SPECIAL = re.compile(rb'[",\r\n]')
+
+
+def _csv_record_fields(head: bytes, pos: int = 0) -> tuple[int, int] | None:
+    """Field count and end of the CSV record starting at ``pos`` in ``head``, as pandas' C parser reads it.
+
+    Leading blank (or whitespace-only) lines are skipped as pandas skips them; quoted fields may
+    hold commas, doubled quotes and line breaks; a quote opens a quoted field only at the start
+    of a field. ``head`` is the file's first ``CSV_HEADER_MAX_BYTES + 1`` bytes.
+
+    Returns:
+        (number of fields, offset just past the record), or None when the record does not
+        end within ``CSV_HEADER_MAX_BYTES`` bytes and the file goes on.
+
+    """
+    complete = len(head) <= CSV_HEADER_MAX_BYTES  # the whole file is in ``head``
+    buf = head[:CSV_HEADER_MAX_BYTES]
+    while match := _BLANK_LINE.match(buf, pos):
+        pos = match.end()
+    columns, field_start, in_quotes = 1, pos, False
+    while pos < len(buf):
+        if in_quotes:
+            quote = buf.find(b'"', pos)
+            if quote < 0 or (quote + 1 == len(buf) and not complete):
+                break
+            if buf[quote + 1 : quote + 2] == b'"':
+                pos = quote + 2
+                continue
+            in_quotes, pos = False, quote + 1
+            continue
+        match = _CSV_SPECIAL.search(buf, pos)
+        if match is None:
+            break
+        char, pos = match.group(), match.end()
+        if char == b",":
+            columns, field_start = columns + 1, pos
+        elif char == b'"':
+            in_quotes = match.start() == field_start
+        else:
+            if char == b"\r" and buf[pos : pos + 1] == b"\n":
+                pos += 1
+            return columns, pos
+    return (columns, len(buf)) if complete else None
 
 
 def _relabel(exc: ValidationError, field: str) -> ValidationError:

@@ -1,6 +1,6 @@
 """Corrections to the OpenAPI document BentoML generates, so that it describes what the service does.
 
-BentoML 1.4 builds ``/docs.json`` itself and gets three things wrong for VitalCheck; found by
+BentoML 1.4 builds ``/docs.json`` itself and gets four things wrong for VitalCheck; found by
 fuzzing the service against its own document (docs/RELIABILITY.md):
 
 * the 400 body is documented as ``{"error": str, "detail": str}`` while every 400 carries
@@ -14,6 +14,12 @@ fuzzing the service against its own document (docs/RELIABILITY.md):
 * the 401 (token) and 413 (body size) answers of :class:`vitalcheck.middleware.RequestGuard`,
   and BentoML's own 504 when a request outlives ``traffic.timeout``, are not documented.
 
+It also replaces what BentoML writes about the service itself: ``info`` (BentoML's title,
+a ``None`` version, a description with third-party badge images and "created with BentoML",
+BentoML's contact) becomes VitalCheck's (:data:`DESCRIPTION`, :func:`package_version`), and the
+bearer token is declared (``components.securitySchemes.bearerAuth``, ``security`` on every
+``/api/`` operation) so that the documentation page's "Authorize" button works.
+
 :func:`correct_openapi` rewrites the document (a dict); the middleware applies it to every
 ``GET /docs.json`` response.
 """
@@ -21,7 +27,72 @@ fuzzing the service against its own document (docs/RELIABILITY.md):
 from __future__ import annotations
 
 import copy
+import functools
+import importlib.metadata
+import tomllib
+from pathlib import Path
 from typing import Any
+
+from vitalcheck.schemas.common import API_VERSION
+
+TITLE = "VitalCheck"
+DISCLAIMER = "Research and education only; not a medical device."
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+@functools.cache
+def package_version() -> str:
+    """VitalCheck's version: the installed package's, else ``pyproject.toml``'s, else ``0+unknown``."""
+    try:
+        return importlib.metadata.version("vitalcheck")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0+unknown"
+
+
+DESCRIPTION = f"""Health-risk predictions from eight models trained on public data sets, and two reference tables.
+
+**{DISCLAIMER}** Predictions are statistical estimates from research data sets; they are not a
+diagnosis and must not guide the care of a patient.
+
+**Endpoints** (all `POST`, JSON unless stated):
+
+* `/api/v1/risk/{{diabetes,heart,stroke,breast-cancer}}`: probability, risk level and the top-5 contributors;
+* `/api/v1/sleep` (class probabilities), `/api/v1/life-expectancy` (years), `/api/v1/insurance` (USD/year, 90 % interval);
+* each of these also as `<route>/batch` (`{{"records": [...]}}`) and `<route>/file` (CSV or Parquet upload, multipart field `file`);
+* `/api/v1/imaging/brain-tumor` (a JPEG or PNG brain-MRI slice, multipart field `image`);
+* `/api/v1/fitbit/percentiles`, `/api/v1/hospital/analytics` (reference tables), `/api/v1/models` (every served model and its test metrics).
+
+**Envelope.** Every answer carries `api_version` ({API_VERSION}), the served `model` (`name`,
+model-store `tag` and `version`, artifact `sha256`), the `prediction`, and `warnings` (an input
+outside the range seen in training, or a missing input that the model imputed), each naming
+the field and the rule, never the value.
+
+**Errors.** 400 (invalid request), 401 (missing or wrong token) and 413 (body too large) share one shape:
+`{{"error": "<summary>", "detail": [{{"type": "<rule>", "loc": ["<field>", ...], "msg": "<rule in words>"}}]}}`.
+A submitted value is never echoed.
+
+**Authentication.** When the server runs with `VITALCHECK_API_TOKEN`, every `/api/` endpoint needs
+`Authorization: Bearer <token>` (use *Authorize* on this page; the token is kept in this page's
+memory only). `/livez`, `/readyz`, `/metrics`, this page and `/docs.json` stay open.
+"""
+"""``info.description`` of the served document (Markdown, rendered by the documentation page)."""
+
+SECURITY_SCHEME_NAME = "bearerAuth"
+SECURITY_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "The server's VITALCHECK_API_TOKEN (required on /api/ when the server sets one).",
+}
+"""The bearer token of :class:`vitalcheck.middleware.RequestGuard`, as an OpenAPI security scheme."""
+
+_TAG_DESCRIPTIONS = {
+    "Service APIs": "VitalCheck inference endpoints (bearer token when the server sets one).",
+    "Infrastructure": "Liveness, readiness and Prometheus metrics (no token).",
+}
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -115,6 +186,7 @@ def correct_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                     if prop is not None and not prop.get("nullable"):
                         _make_nullable(prop)
             if path.startswith("/api/"):
+                operation["security"] = [{SECURITY_SCHEME_NAME: []}]
                 responses = operation.setdefault("responses", {})
                 for status, (description, schema) in _EXTRA_RESPONSES.items():
                     responses.setdefault(
@@ -123,4 +195,9 @@ def correct_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     if "InvalidArgument" in schemas:
         schemas["InvalidArgument"] = {**ERROR_SCHEMA, "title": "InvalidArgument"}
     _null_branches_to_nullable(spec)
+    spec["info"] = {"title": TITLE, "version": package_version(), "description": DESCRIPTION}
+    spec["components"].setdefault("securitySchemes", {})[SECURITY_SCHEME_NAME] = dict(SECURITY_SCHEME)
+    for tag in spec.get("tags") or []:
+        if isinstance(tag, dict) and tag.get("name") in _TAG_DESCRIPTIONS:
+            tag["description"] = _TAG_DESCRIPTIONS[tag["name"]]
     return spec

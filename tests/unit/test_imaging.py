@@ -12,13 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from tests.utils.images import document_page, phantom_slice, photo_like
 from vitalcheck.imaging import (
     PREPROCESSING,
+    RULE_NOT_MRI_SLICE,
+    SLICE_STATISTICS,
+    SLICE_VALIDITY,
     ImageRejected,
+    assess_slice,
+    check_slice,
     normalize,
     pil_to_unit,
     preprocess_image,
     preprocess_pil,
+    screen_image,
+    slice_stats,
 )
 from vitalcheck.settings import Settings
 
@@ -125,7 +133,9 @@ def test_normalisation_uses_the_spec_constants():
 def test_sixteen_bit_keeps_full_depth():
     """A 12-bit image in a 16-bit PNG preprocesses like the same picture in 8 bits (min-max scaling)."""
     deep = _gradient(256, 256, 4095)
-    x16 = preprocess_image(_encode(Image.fromarray(deep.astype(np.uint16)), "PNG"), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    x16 = preprocess_image(
+        _encode(Image.fromarray(deep.astype(np.uint16)), "PNG"), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
+    )
     x8 = preprocess_pil(Image.fromarray(np.round(deep / 4095 * 255).astype(np.uint8)))
     assert np.abs(x16 - x8).max() < 0.05  # only 8-bit quantisation differs
     x_i = preprocess_pil(Image.fromarray(deep.astype(np.int32)))  # mode "I"
@@ -296,3 +306,201 @@ def test_bad_arguments():
     with pytest.raises(ValueError):
         preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=0)
     _check_tensor(preprocess_image(bytearray(data), max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS))
+
+
+# ---- validity screen: is it plausibly an MRI slice? ---------------------------------------------
+def _screen(data: bytes):
+    return screen_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+
+
+def _jpeg_q30(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=30)
+    return buf.getvalue()
+
+
+def _variants(img: Image.Image) -> dict[str, bytes]:
+    """One grayscale slice as a caller might send it: formats, modes, bit depths, sizes."""
+    g = np.asarray(img.convert("L"))
+    rgba = img.convert("RGBA")
+    return {
+        "L-JPEG": _encode(img, "JPEG"),
+        "L-PNG": _encode(img, "PNG"),
+        "RGB-JPEG": _encode(img.convert("RGB"), "JPEG"),
+        "RGB-JPEG-q30": _jpeg_q30(img.convert("RGB")),
+        "RGBA-PNG": _encode(rgba, "PNG"),
+        "LA-PNG": _encode(img.convert("LA"), "PNG"),
+        "P-PNG": _encode(img.convert("P"), "PNG"),
+        "16bit-12bit-PNG": _encode(Image.fromarray(g.astype(np.uint16) * 16), "PNG"),
+        "16bit-full-PNG": _encode(Image.fromarray(g.astype(np.uint16) * 257), "PNG"),
+        "512-JPEG": _encode(img.resize((512, 512), Image.Resampling.BICUBIC), "JPEG"),
+        "256-PNG": _encode(img.resize((256, 256), Image.Resampling.BICUBIC), "PNG"),
+        "128-JPEG": _encode(img.resize((128, 128), Image.Resampling.BICUBIC), "JPEG"),
+        "crop-256x200-PNG": _encode(img.crop((0, 0, img.width, round(img.height * 200 / 256))), "PNG"),
+    }
+
+
+NOT_SLICES = {
+    "1x1-png": (lambda: _encode(Image.new("L", (1, 1), 0), "PNG"), "shorter side under 32 px"),
+    "3px-strip": (lambda: _encode(phantom_slice().resize((2000, 3)), "PNG"), "shorter side under 32 px"),
+    "long-strip": (lambda: _encode(phantom_slice().resize((1000, 200)), "PNG"), "aspect ratio above 4:1"),
+    "constant-grey-512": (lambda: _encode(Image.new("L", (512, 512), 128), "PNG"), "constant or near-constant"),
+    "constant-grey-512-rgb-jpeg": (
+        lambda: _encode(Image.new("RGB", (512, 512), (128, 128, 128)), "JPEG"),
+        "constant or near-constant",
+    ),
+    "grey-512-faint-noise": (
+        lambda: _encode(
+            Image.fromarray(np.clip(128 + np.random.default_rng(1).normal(0, 2, (512, 512)), 0, 255).astype(np.uint8)),
+            "PNG",
+        ),
+        "constant or near-constant",
+    ),
+    "colour-noise-512": (
+        lambda: _encode(
+            Image.fromarray(np.random.default_rng(2).integers(0, 256, (512, 512, 3), dtype=np.uint8)), "PNG"
+        ),
+        "strongly coloured",
+    ),
+    "photo-like": (lambda: _encode(photo_like(), "JPEG"), "strongly coloured"),
+    "pseudo-colour-slice": (
+        lambda: _encode(
+            Image.fromarray(
+                np.stack([g := np.asarray(phantom_slice()), 255 - np.abs(2 * g.astype(int) - 255), 255 - g], -1).astype(
+                    np.uint8
+                )
+            ),
+            "PNG",
+        ),
+        "strongly coloured",
+    ),
+    "grey-noise-512": (
+        lambda: _encode(Image.fromarray(np.random.default_rng(4).integers(0, 256, (512, 512), dtype=np.uint8)), "PNG"),
+        "noise-like texture",
+    ),
+    "binary-square": (
+        lambda: _encode(Image.fromarray(np.pad(np.full((56, 56), 255, np.uint8), 100)), "PNG"),
+        "too few intensity levels",
+    ),
+    "document-page": (lambda: _encode(document_page(), "PNG"), "mostly bright"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_SLICES))
+def test_images_that_are_not_slices_are_refused(case):
+    make, check = NOT_SLICES[case]
+    data = make()
+    with pytest.raises(ImageRejected) as info:
+        _screen(data)
+    err = info.value
+    assert err.kind == RULE_NOT_MRI_SLICE == "not_an_mri_slice"
+    assert err.rule.startswith("not an MRI slice: ") and check in err.rule
+    assert str(err) == f"image rejected: {err.rule}"
+    _check_tensor(
+        preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    )  # the unscreened path still decodes
+
+
+def test_decoding_rejections_keep_their_kind():
+    err = _reject(b"not an image")
+    assert err.kind == "image_rejected"
+    with pytest.raises(ImageRejected) as info:
+        _screen(b"not an image")
+    assert info.value.kind == "image_rejected" and info.value.rule == "not a decodable JPEG or PNG image"
+
+
+def test_phantom_stands_for_a_typical_slice():
+    stats = slice_stats(phantom_slice())
+    assert assess_slice(stats) == (None, [])
+    assert dict(SLICE_STATISTICS).keys() == dataclasses.asdict(stats).keys()
+
+
+@pytest.mark.parametrize("variant", list(_variants(phantom_slice())))
+def test_slice_in_any_format_mode_and_size_passes_without_warning(variant):
+    data = _variants(phantom_slice())[variant]
+    screened = _screen(data)
+    assert screened.warnings == []
+    _check_tensor(screened.tensor)
+    np.testing.assert_array_equal(screened.tensor, preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS))
+
+
+def test_unusual_but_plausible_images_are_answered_with_a_warning():
+    small = _screen(_encode(phantom_slice(64), "PNG"))  # the CNN's 128 px input is upsampled from 64 px
+    assert len(small.warnings) == 1
+    assert small.warnings[0].startswith("image: unlike the training MRI slices (shorter side under 128 px")
+    assert small.warnings[0].endswith("the prediction may be unreliable")
+
+    g = np.asarray(phantom_slice())
+    marked = np.stack([g, g, g], -1)
+    marked[np.abs(np.subtract(*np.mgrid[0:256, 0:256])) < 6] = (255, 0, 0)  # a thick red annotation line
+    coloured = _screen(_encode(Image.fromarray(marked), "PNG"))
+    assert coloured.warnings and "colour, where the training slices are grayscale" in coloured.warnings[0]
+
+    padded = _screen(_encode(Image.fromarray(np.pad(g, ((0, 0), (72, 72)))), "PNG"))  # 400 x 256, wide black margins
+    assert padded.warnings and "aspect ratio above 1.5:1" in padded.warnings[0]
+    assert "outside the 0.1-99.9 % range of the training slices" in padded.warnings[0]
+
+
+def test_warnings_and_rules_name_checks_never_measured_values():
+    g = np.asarray(phantom_slice(96))
+    text = " ".join(check_slice(slice_stats(Image.fromarray(np.pad(g, ((0, 0), (60, 60)))))))
+    assert "shorter side" in text and "aspect ratio" in text and "outside the" in text
+    for threshold in ("128 px", "1.5:1", "0.1-99.9 %"):  # the only numbers: thresholds, not measurements
+        text = text.replace(threshold, "")
+    assert not any(ch.isdigit() for ch in text), text
+
+
+def test_thresholds_are_a_documented_frozen_record():
+    v = SLICE_VALIDITY
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.max_roughness = 9.0  # type: ignore[misc]
+    d = v.as_dict()
+    assert set(d["central"]) == {name for name, _, _ in v.central} <= set(SLICE_STATISTICS)
+    assert d["central"]["relative_range"][1] is None
+    # refusal thresholds lie well beyond the training extremes (recorded in the SliceValidity docstring)
+    assert v.min_side_px < v.warn_min_side_px <= PREPROCESSING.height < 256
+    assert v.max_colourfulness > v.warn_max_colourfulness > 0
+    central = {name: (lo, hi) for name, lo, hi in v.central}
+    assert v.min_relative_range < central["relative_range"][0] / 3
+    assert v.max_roughness > 1.5 * central["roughness"][1]
+    assert v.min_entropy_bits < central["entropy_bits"][0] / 2
+    assert v.max_mean > 1.6 * central["mean"][1]
+
+
+def test_screen_costs_about_a_millisecond():
+    data = _encode(phantom_slice(), "JPEG")
+    _screen(data)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        preprocess_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
+    t1 = time.perf_counter()
+    for _ in range(20):
+        _screen(data)
+    t2 = time.perf_counter()
+    assert (t2 - t1) / 20 < (t1 - t0) / 20 + 0.02  # well under 20 ms on top of decoding (measured: ~0.3-0.7 ms)
+
+
+def _test_slices(data_dir):
+    return sorted((data_dir / "brain_mri" / "test").glob("*/*.jpg"))
+
+
+def test_no_real_test_slice_is_refused(data_dir):
+    """The test split was not used to choose any threshold: 0 refusals, few warnings (measured 6 of 593)."""
+    paths = _test_slices(data_dir)
+    assert len(paths) > 500
+    warned = 0
+    for path in paths:
+        screened = _screen(path.read_bytes())  # raises ImageRejected on a refusal
+        warned += bool(screened.warnings)
+    assert warned <= 0.02 * len(paths)
+
+
+def test_real_slice_in_any_format_mode_and_size_is_not_refused(data_dir):
+    for path in _test_slices(data_dir)[::60]:
+        with Image.open(path) as img:
+            img.load()
+        for variant, data in _variants(img).items():
+            try:
+                _screen(data)
+            except ImageRejected as exc:  # pragma: no cover - the failure message
+                pytest.fail(f"{path.name} as {variant}: {exc}")

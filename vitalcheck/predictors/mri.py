@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from vitalcheck.cards import ArtifactCheckError, ModelCard, verify_artifact
 from vitalcheck.catalog import BRAIN_TUMOR
-from vitalcheck.imaging import PREPROCESSING, preprocess_image
+from vitalcheck.imaging import PREPROCESSING, preprocess_image, screen_image
 from vitalcheck.schemas.common import ModelInfo
 
 INPUT_NAME = "image"
@@ -185,7 +185,9 @@ class ImagePredictor:
                 f"artifact {artifact} was trained with another preprocessing spec than vitalcheck.imaging.PREPROCESSING"
             )
         if list(card.output.get("classes", [])) != list(BRAIN_TUMOR.classes):
-            raise ArtifactCheckError(f"artifact {artifact} has class order {card.output.get('classes')}, not the catalog's")
+            raise ArtifactCheckError(
+                f"artifact {artifact} has class order {card.output.get('classes')}, not the catalog's"
+            )
         try:
             session = load_onnx_session(artifact, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
         except Exception as exc:  # any ONNX Runtime failure refuses the start
@@ -201,8 +203,32 @@ class ImagePredictor:
         """Probabilities for preprocessed images; see :func:`predict_probabilities`."""
         return predict_probabilities(self.session, batch)
 
+    def classify_upload(self, data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[np.ndarray, list[str]]:
+        """Validate, screen, preprocess and classify one uploaded JPEG or PNG (what the service does).
+
+        Unlike :meth:`predict_bytes`, applies the validity screen
+        (:func:`vitalcheck.imaging.screen_image`) before the CNN.
+
+        Args:
+            data: the uploaded file.
+            max_bytes: largest accepted upload, in bytes.
+            max_pixels: largest accepted width × height, checked before decoding.
+
+        Returns:
+            ``(probabilities, warnings)``: float64 array of shape ``(4,)`` (glioma, meningioma,
+            notumor, pituitary; sum 1) and the screen's warnings (empty for a typical slice).
+
+        Raises:
+            vitalcheck.imaging.ImageRejected: the upload breaks a rule of
+                :func:`vitalcheck.imaging.preprocess_image` (``kind`` ``"image_rejected"``)
+                or fails the screen (``kind`` ``"not_an_mri_slice"``).
+
+        """
+        screened = screen_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        return self.predict_batch(screened.tensor)[0], screened.warnings
+
     def predict_bytes(self, data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
-        """Validate, preprocess and classify one uploaded JPEG or PNG.
+        """Validate, preprocess and classify one uploaded JPEG or PNG, without the validity screen.
 
         Args:
             data: the uploaded file.

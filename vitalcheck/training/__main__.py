@@ -1,4 +1,4 @@
-"""Command line: ``python -m vitalcheck.training train|evaluate``.
+"""Command line: ``python -m vitalcheck.training train|evaluate|image-stats``.
 
 ``train`` builds the seven tabular models (and the reference tables) from the shared data::
 
@@ -10,6 +10,13 @@ models and the reference tables. ``evaluate`` scores a saved model on a file in 
 set's source format and prints the metrics as JSON::
 
     python -m vitalcheck.training evaluate --model NAME --data FILE [--artifacts-dir DIR]
+
+``image-stats`` recomputes, from the brain-MRI slices, the statistics behind the served
+image validity screen (:data:`vitalcheck.imaging.SLICE_VALIDITY`) and prints, as JSON, their
+train-split quantiles, the derived central range, and the screen's refusals, warnings and cost
+on the train and test slices (:mod:`vitalcheck.training.image_stats`; no model is trained)::
+
+    python -m vitalcheck.training image-stats [--data-dir DIR] [--out FILE]
 
 Defaults come from :func:`vitalcheck.settings.get_settings`. The brain-MRI and reference
 modules are imported only when used, so the tabular models build without them (or torch).
@@ -67,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, choices=[*TABULAR_MODELS, BRAIN])
     ev.add_argument("--data", required=True, type=Path, help="file in the data set's source format (brain_tumor: manifest.csv)")
     ev.add_argument("--artifacts-dir", type=Path, help="artifacts directory (default: settings.artifacts_dir)")
+    stats = sub.add_parser("image-stats", help="recompute the MRI validity screen's statistics and print JSON")
+    stats.add_argument("--data-dir", type=Path, help="shared data directory (default: settings.data_dir)")
+    stats.add_argument("--out", type=Path, help="also write the JSON report to this file")
     return parser
 
 
@@ -189,6 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.reference_dir or settings.reference_dir,
                 args.only,
             )
+        if args.command == "image-stats":
+            from vitalcheck.training import image_stats
+
+            text = json.dumps(image_stats.report(args.data_dir or settings.data_dir), indent=2)
+            if args.out:
+                args.out.write_text(text + "\n")
+            print(text)
+            return 0
         metrics = evaluate(args.model, args.data, args.artifacts_dir or settings.artifacts_dir)
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return 0

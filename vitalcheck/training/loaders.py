@@ -19,10 +19,14 @@ life expectancy: country).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
 
@@ -57,8 +61,9 @@ def _norm(column: str) -> str:
     return " ".join(str(column).split())
 
 
-def _read_csv(path: str | Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, keep_default_na=False, na_values=_NA_STRINGS)
+def _read_csv(path: str | Path, **options: object) -> pd.DataFrame:
+    """Read a source CSV; ``options`` are extra :func:`pandas.read_csv` arguments (the upload limits)."""
+    raw = pd.read_csv(path, keep_default_na=False, na_values=_NA_STRINGS, **options)
     raw.columns = [_norm(c) for c in raw.columns]
     return raw
 
@@ -262,19 +267,90 @@ _FEATURE_BUILDERS: dict[str, Callable[[pd.DataFrame, str | Path], pd.DataFrame]]
 }
 
 
-def read_source(path: str | Path) -> pd.DataFrame:
+@dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on what an untrusted file may expand to while :func:`read_source` reads it.
+
+    Attributes:
+        max_rows: most data rows; reading stops after ``max_rows + 1`` so the caller can tell
+            "too many" without the rest of the file being parsed.
+        max_decoded_bytes: most bytes a Parquet file's columns may decode to (strings counted
+            at their expanded length, so a dictionary- or RLE-encoded column cannot multiply).
+
+    """
+
+    max_rows: int
+    max_decoded_bytes: int
+
+
+class SourceTooLarge(ValueError):
+    """An untrusted file breaks one of its :class:`UploadLimits`; ``rule`` is ``too_many_rows`` or ``too_many_bytes``."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+_PARQUET_BATCH_ROWS = 1024
+
+
+def _check_parquet(path: str | Path, limits: UploadLimits) -> None:
+    """Stream a Parquet file batch by batch with running row and decoded-byte caps; keeps nothing.
+
+    String and binary columns are read dictionary-encoded, and their size is the sum of the
+    lengths their rows expand to, computed without expanding them.
+    """
+    meta = pq.read_metadata(path)
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        chunks = sum(group.column(j).total_uncompressed_size for j in range(group.num_columns))
+        if max(chunks, group.total_byte_size) > limits.max_decoded_bytes:
+            raise SourceTooLarge("too_many_bytes")
+    schema = pq.read_schema(path)
+    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    strings += [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    reader = pq.ParquetFile(path, read_dictionary=strings, metadata=meta)
+    rows = size = 0
+    for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS, use_threads=False):
+        rows += batch.num_rows
+        if rows > limits.max_rows:
+            raise SourceTooLarge("too_many_rows")
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if name in strings and pa.types.is_dictionary(column.type):
+                lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+                size += (pc.sum(lengths).as_py() or 0) + 8 * len(column)
+            else:
+                size += column.nbytes
+        if size > limits.max_decoded_bytes:
+            raise SourceTooLarge("too_many_bytes")
+
+
+def read_source(path: str | Path, limits: UploadLimits | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file in a data set's source format, with its missing-value codes.
 
     Parquet is recognised by its magic bytes; anything else is read as CSV with the loaders'
     missing-value strings. Column names are normalised (stray and doubled spaces removed).
 
+    Args:
+        path: the file.
+        limits: set for an untrusted file (an upload). CSV is then read uncompressed whatever
+            the file name (pandas would otherwise pick a decompressor from a ``.gz``/``.zip``
+            suffix), at most ``max_rows + 1`` rows, and never with an implicit index (a row
+            wider than the header cannot turn its extra fields into index levels). Parquet is
+            first streamed under the row and decoded-byte caps. ``None`` (training): as before.
+
     Raises:
+        SourceTooLarge: the file breaks ``limits``.
         ValueError: the file is neither readable Parquet nor CSV.
     """
     with open(path, "rb") as fh:
         is_parquet = fh.read(4) == b"PAR1"
     if not is_parquet:
-        return _read_csv(path)
+        if limits is None:
+            return _read_csv(path)
+        return _read_csv(path, compression=None, index_col=False, nrows=limits.max_rows + 1)
+    if limits is not None:
+        _check_parquet(path, limits)
     raw = pd.read_parquet(path)
     raw.columns = [_norm(c) for c in raw.columns]
     return raw

@@ -1,0 +1,293 @@
+"""Security issue items 4 and 5: what an uploaded CSV or Parquet file may expand to while it is read.
+
+Compressed uploads are refused by their magic bytes (never their name) and CSV is read with
+compression off; the row limit is applied while reading; the CSV header record is parsed with
+its quoting under a byte cap before pandas sees the file; Parquet is streamed under running
+row and decoded-byte caps. The session's service runs with a 4 MiB request limit.
+"""
+
+import bz2
+import gzip
+import io
+import lzma
+import zipfile
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.utils.payloads import ROUTES
+from vitalcheck.api import CSV_HEADER_MAX_BYTES
+from vitalcheck.training import loaders
+from vitalcheck.training.loaders import DATA_FILES, data_file
+
+
+def error(response):
+    """The one error shape; returns {loc tuple: type}, and checks no value leaks into it."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and body["detail"], body
+    assert all({"type", "loc", "msg"} <= set(e) and "input" not in e for e in body["detail"])
+    return {tuple(e["loc"]): e["type"] for e in body["detail"]}
+
+
+def upload(http, name, filename, content):
+    return http.post(ROUTES[name] + "/file", files={"file": (filename, content, "application/octet-stream")})
+
+
+@pytest.fixture
+def api_with(svc, settings, service_module):
+    """The service's API object with other limits (the session's limits are the defaults)."""
+    from vitalcheck.api import VitalCheckAPI
+
+    return lambda **limits: VitalCheckAPI(
+        svc.api.registry, settings.model_copy(update=limits), service_module.INPUT_MODELS
+    )
+
+
+def _refused(call, *args):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        call(*args)
+    return {tuple(e["loc"]): e["type"] for e in info.value.errors()}
+
+
+@pytest.fixture
+def stroke_csv(data_dir):
+    return data_file("stroke", data_dir).read_bytes()
+
+
+@pytest.fixture
+def parsed(monkeypatch):
+    """Every pandas parse of the test: [(reader, kwargs)]."""
+    calls = []
+    for reader in ("read_csv", "read_parquet"):
+        original = getattr(pd, reader)
+
+        def spy(*args, _original=original, _reader=reader, **kwargs):
+            calls.append((_reader, kwargs))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(pd, reader, spy)
+    return calls
+
+
+# ---- item 4: compressed uploads ------------------------------------------------------------------
+
+
+def _zip(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("rows.csv", data)
+    return buffer.getvalue()
+
+
+COMPRESSORS = {
+    "gz": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zip": _zip,
+    "zst": lambda data: pa.compress(data, codec="zstd", asbytes=True),  # a real zstd frame
+    "lz4": lambda data: pa.compress(data, codec="lz4", asbytes=True),  # a real lz4 frame
+}
+
+
+@pytest.mark.parametrize("filename", ["rows.csv.{suffix}", "rows.csv.gz", "rows.csv"])
+@pytest.mark.parametrize("suffix", list(COMPRESSORS))
+def test_compressed_uploads_are_refused_by_their_bytes(http, stroke_csv, parsed, suffix, filename):
+    """Regression: a 1.9 MB rows.csv.gz of 4 M rows was decompressed (+740 MB) before the row limit."""
+    content = COMPRESSORS[suffix](stroke_csv[:5000].rsplit(b"\n", 1)[0])
+    response = upload(http, "stroke", filename.format(suffix=suffix), content)
+    assert error(response) == {("file",): "compressed_upload"}
+    assert "compressed" in response.json()["detail"][0]["msg"]
+    assert not parsed
+
+
+@pytest.mark.parametrize("suffix", ["gz", "bz2", "xz", "zip", "zst", "tar", "tar.gz"])
+def test_plain_csv_is_plain_whatever_its_name(http, stroke_csv, suffix):
+    """The file name is irrelevant: a plain CSV called rows.csv.gz is read as plain CSV."""
+    rows = stroke_csv[:5000].rsplit(b"\n", 1)[0]
+    answer = upload(http, "stroke", f"rows.csv.{suffix}", rows)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == upload(http, "stroke", "rows.csv", rows).json()
+
+
+def test_csv_is_read_with_compression_off(api_with, tmp_path, stroke_csv, parsed):
+    path = tmp_path / "rows.csv.gz"
+    path.write_bytes(stroke_csv[:5000].rsplit(b"\n", 1)[0])
+    assert api_with().file("stroke", path).predictions
+    assert [(reader, kwargs["compression"]) for reader, kwargs in parsed] == [("read_csv", None)]
+
+
+# ---- item 4: the row limit is applied while reading ---------------------------------------------
+
+
+def test_row_limit_stops_the_parser(api_with, tmp_path, data_dir, parsed):
+    """A CSV of 40 x the limit is refused after limit + 1 rows were parsed, not all of them."""
+    limit = 25
+    source = pd.read_csv(data_file("stroke", data_dir))
+    path = tmp_path / "rows.csv"
+    source.head(40 * limit).to_csv(path, index=False)
+    parsed.clear()
+    assert _refused(api_with(max_batch_records=limit).file, "stroke", path) == {("file",): "too_many_rows"}
+    assert [(reader, kwargs["nrows"]) for reader, kwargs in parsed] == [("read_csv", limit + 1)]
+
+
+def test_rows_at_the_limit_are_all_scored(api_with, tmp_path, data_dir):
+    path = tmp_path / "rows.csv"
+    pd.read_csv(data_file("stroke", data_dir)).head(25).to_csv(path, index=False)
+    assert len(api_with(max_batch_records=25).file("stroke", path).predictions) == 25
+
+
+def test_rows_wider_than_the_header_make_no_index(tmp_path, stroke_csv):
+    """Regression: fields beyond the header became index levels (2 MB: 100 k levels, 18 s, +205 MB)."""
+    header = stroke_csv.split(b"\n", 1)[0]
+    path = tmp_path / "rows.csv"
+    path.write_bytes(header + b"\n" + (b",".join([b"1"] * 3000) + b"\n") * 3)
+    with pytest.warns(pd.errors.ParserWarning):
+        raw = loaders.read_source(path, loaders.UploadLimits(max_rows=10, max_decoded_bytes=1 << 20))
+    assert raw.index.nlevels == 1 and list(raw.index) == [0, 1, 2]
+    assert len(raw.columns) == header.count(b",") + 1
+
+
+@pytest.mark.parametrize("name", list(DATA_FILES))
+def test_data_set_files_read_exactly_as_before(name, data_dir, tmp_path):
+    """The upload limits change nothing for a normal file, CSV or Parquet."""
+    path = data_file(name, data_dir)
+    limits = loaders.UploadLimits(max_rows=10_000, max_decoded_bytes=80 << 20)
+    expected = loaders.read_source(path)
+    pd.testing.assert_frame_equal(loaders.read_source(path, limits), expected)
+    parquet = tmp_path / "rows.parquet"
+    expected.to_parquet(parquet)
+    pd.testing.assert_frame_equal(loaders.read_source(parquet, limits), loaders.read_source(parquet))
+
+
+@pytest.mark.parametrize("name", ["stroke", "breast_cancer"])
+def test_shared_files_uploaded_as_they_are_still_score(http, data_dir, name):
+    path = data_file(name, data_dir)
+    answer = upload(http, name, path.name, path.read_bytes())
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == len(pd.read_csv(path))
+
+
+# ---- item 5: the CSV header record, parsed with its quoting and under a byte cap -----------------
+
+
+@pytest.fixture
+def never_parsed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(loaders, "read_source", lambda *a, **k: calls.append(a) or pytest.fail("parsed"))
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: calls.append(a) or pytest.fail("parsed"))
+    return calls
+
+
+def test_quoted_cell_header_with_100k_columns_is_refused_before_pandas(http, stroke_csv, never_parsed):
+    """Regression: a first 1 MiB of one quoted cell hid 100 000 columns (3.6-4.8 s, +136 MB)."""
+    header = stroke_csv.split(b"\n", 1)[0]
+    wide = b'"' + b"x" * (1 << 20) + b'",' + b",".join(b"c%d" % i for i in range(100_000)) + b"," + header + b"\n"
+    response = upload(http, "stroke", "rows.csv", wide)
+    assert error(response) == {("file",): "header_too_long"}
+    assert f"longer than {CSV_HEADER_MAX_BYTES} bytes" in response.json()["detail"][0]["msg"]
+    assert not never_parsed
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"c" * (CSV_HEADER_MAX_BYTES + 1) + b",",  # one long column name
+        b"\n" * (CSV_HEADER_MAX_BYTES + 1),  # blank lines pandas would skip
+        b'"' + b"a,\n" * (CSV_HEADER_MAX_BYTES // 3) + b'"',  # a quoted cell that does not end in time
+    ],
+    ids=["long name", "leading blank lines", "open quote"],
+)
+def test_header_record_over_the_byte_cap_is_refused(http, stroke_csv, never_parsed, head):
+    response = upload(http, "stroke", "rows.csv", head + stroke_csv)
+    assert error(response) == {("file",): "header_too_long"}
+    assert not never_parsed
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'"x\n' + b"y" * 20_000 + b'",',  # a line break inside a quoted cell ended "the first line"
+        b"\n \n\t\r\n",  # leading blank lines were "the first line"
+    ],
+    ids=["quoted line break", "leading blank lines"],
+)
+def test_wide_header_behind_quotes_or_blank_lines_is_refused(http, never_parsed, head):
+    columns = b",".join(b"c%d" % i for i in range(2000))
+    response = upload(http, "stroke", "rows.csv", head + columns + b"\n" + b"1," * 2000 + b"\n")
+    assert error(response) == {("file",): "too_many_columns"}
+    assert not never_parsed
+
+
+def test_commas_inside_a_quoted_header_cell_are_not_columns(http, data_dir):
+    """Regression: the comma count refused a valid file whose first column name quotes commas."""
+    source = pd.read_csv(data_file("diabetes", data_dir)).head(5)
+    source.insert(0, "notes" + "," * 2000, "x")
+    answer = upload(http, "diabetes", "rows.csv", source.to_csv(index=False))
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 5
+
+
+# ---- Parquet: running row and decoded-byte caps while reading -------------------------------------
+
+
+def test_dictionary_string_bomb_is_refused_without_expanding(api_with, tmp_path, parsed):
+    """One 2 kB string in 1000 rows: a tiny dictionary page whose footer size passes, 2 MB decoded."""
+    path = tmp_path / "strings.parquet"
+    table = pa.table({"Pregnancies": ["7" * 2000] * 1000})
+    pq.write_table(table, path, compression="zstd", use_dictionary=True, store_schema=False, write_statistics=False)
+    meta = pq.read_metadata(path)
+    assert path.stat().st_size <= 4096 and meta.row_group(0).total_byte_size <= 4 * 4096  # the footer passes
+    assert _refused(api_with(max_upload_bytes=4096).file, "diabetes", path) == {("file",): "upload_too_large"}
+    assert not [reader for reader, _ in parsed if reader == "read_parquet"]
+
+
+def test_parquet_rows_are_capped_while_reading(tmp_path, monkeypatch):
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"Glucose": list(range(5000))}), path, row_group_size=500)
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
+    with pytest.raises(loaders.SourceTooLarge) as info:
+        loaders.read_source(path, loaders.UploadLimits(max_rows=1000, max_decoded_bytes=80 << 20))
+    assert info.value.rule == "too_many_rows"
+
+
+def test_parquet_decoded_bytes_are_capped_while_reading(tmp_path, monkeypatch):
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"Glucose": [float(i) for i in range(5000)]}), path, row_group_size=1000)
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
+    with pytest.raises(loaders.SourceTooLarge) as info:
+        loaders.read_source(path, loaders.UploadLimits(max_rows=10_000, max_decoded_bytes=20_000))
+    assert info.value.rule == "too_many_bytes"
+
+
+# ---- rows wider than the header --------------------------------------------------------------------
+
+
+def test_a_first_row_wider_than_the_header_is_refused_before_parsing(http, stroke_csv, parsed):
+    """pandas would read every field of every row when the first row is wider than the header."""
+    header = stroke_csv.split(b"\n", 1)[0]
+    wide = b",".join([b"1"] * 100_000) + b"\n"
+    assert error(upload(http, "stroke", "rows.csv", header + b"\n" + wide * 10)) == {("file",): "row_too_long"}
+    short_wide = b",".join([b"1"] * 20) + b"\n"
+    assert error(upload(http, "stroke", "rows.csv", header + b"\n" + short_wide * 10)) == {("file",): "row_too_wide"}
+    assert not parsed
+
+
+def test_a_later_row_wider_than_the_first_is_refused_by_the_parser(http, stroke_csv):
+    header, first = stroke_csv.split(b"\n", 2)[:2]
+    wide = b",".join([b"1"] * 100_000) + b"\n"
+    locations = error(upload(http, "stroke", "rows.csv", header + b"\n" + first + b"\n" + wide * 10))
+    assert list(locations.values()) in (["malformed_file"], ["file_unreadable"])
+
+
+def test_a_first_row_longer_than_the_cap_is_refused(http, stroke_csv, parsed):
+    header = stroke_csv.split(b"\n", 1)[0]
+    long_cell = b'"' + b"a" * (CSV_HEADER_MAX_BYTES + 10) + b'"'
+    assert error(upload(http, "stroke", "rows.csv", header + b"\n" + long_cell + b",1\n")) == {
+        ("file",): "row_too_long"
+    }
+    assert not parsed
