@@ -142,8 +142,10 @@ def main() -> int:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "onnx_lever.json").write_text(json.dumps({"models": results, "import_s": imports}, indent=2))
-    print("| model | estimator | converts | max abs difference (200 real rows) | ≤ 1e-6 | "
-          "pipeline, one record + contributions, ms | ONNX Runtime, ms | speed-up |")
+    print(
+        "| model | estimator | converts | max abs difference (200 real rows) | ≤ 1e-6 | "
+        "pipeline, one record + contributions, ms | ONNX Runtime, ms | speed-up |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         if r["converted"]:
@@ -153,7 +155,9 @@ def main() -> int:
                 f"{r['onnx_block_ms']:.3f} | {r['speed_up']:.0f}× |"
             )
         else:
-            print(f"| {r['model']} | {r['estimator']} | **no**: {r['reason']} | – | – | {r['sklearn_block_ms']:.2f} | – | – |")
+            print(
+                f"| {r['model']} | {r['estimator']} | **no**: {r['reason']} | – | – | {r['sklearn_block_ms']:.2f} | – | – |"
+            )
     print(f"\nimport time (s, over a bare interpreter): {json.dumps({k: round(v, 2) for k, v in imports.items()})}")
     return 0
 

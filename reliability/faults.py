@@ -21,7 +21,9 @@ from tests.utils.payloads import EXAMPLES, ROUTES
 from tests.utils.serving import Served
 
 
-def kill_worker(*, concurrency: int = 8, before_s: float = 8, after_s: float = 40, recovery_bound_s: float = 30) -> dict:
+def kill_worker(
+    *, concurrency: int = 8, before_s: float = 8, after_s: float = 40, recovery_bound_s: float = 30
+) -> dict:
     """SIGKILL the (one) API worker under load; it must be replaced and the service answer again."""
     env, token = server_env()
     with Served(env) as server:
@@ -62,7 +64,10 @@ def kill_worker(*, concurrency: int = 8, before_s: float = 8, after_s: float = 4
         "failed_requests_after_kill": len(failed_after),
         "load": summarise(results),
         "passed": bool(
-            victims and alive and replaced_at is not None and answered_again_s is not None
+            victims
+            and alive
+            and replaced_at is not None
+            and answered_again_s is not None
             and answered_again_s <= recovery_bound_s
         ),
     }
@@ -73,7 +78,11 @@ def terminate(*, concurrency: int = 8, before_s: float = 6, after_s: float = 15,
     env, token = server_env()
     with Served(env) as server:
         load = Load(
-            server.url, token, request_mix(heavy_batch=heavy_batch), concurrency=concurrency, duration_s=before_s + after_s
+            server.url,
+            token,
+            request_mix(heavy_batch=heavy_batch),
+            concurrency=concurrency,
+            duration_s=before_s + after_s,
         )
 
         async def scenario():
@@ -106,7 +115,9 @@ def terminate(*, concurrency: int = 8, before_s: float = 6, after_s: float = 15,
         "in_flight_completed": len(in_flight) - len(lost),
         "in_flight_lost": [f"{r.name}: {r.status} {r.error}" for r in lost],
         "sent_after_sigterm": len(after),
-        "answered_after_sigterm": {str(s): sum(r.status == s for r in answered_after) for s in {r.status for r in answered_after}},
+        "answered_after_sigterm": {
+            str(s): sum(r.status == s for r in answered_after) for s in {r.status for r in answered_after}
+        },
         "refused_after_sigterm": len(refused),
         "slowest_refusal_ms": None if slowest_refusal is None else round(slowest_refusal * 1000, 1),
         "refusal_errors": sorted({r.error.split(":")[0] for r in refused}),

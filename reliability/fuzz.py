@@ -53,9 +53,10 @@ def full_fuzz(examples: int = 500, upload_examples: int = 200, progress=print) -
     env, token = server_env()
     data_dir = get_settings().data_dir
     started = time.monotonic()
-    with Served(env) as server, httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120
-    ) as client:
+    with (
+        Served(env) as server,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client,
+    ):
         schema = fuzzing.load_schema(client.get("/docs.json").json())
 
         def send(case):

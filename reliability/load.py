@@ -78,9 +78,13 @@ def request_mix(data_dir: Path | None = None, *, heavy_batch: int = 0) -> list[R
         csv = pd.read_csv(data_file(name, data_dir)).head(10).to_csv(index=False).encode()
         mix.append(Request(f"{name}_file", ROUTES[name] + "/file", 200, files={"file": ("rows.csv", csv)}))
     buffer = io.BytesIO(mri_test_image(data_dir, "glioma").read_bytes())
-    mix.append(Request("brain_tumor", "/api/v1/imaging/brain-tumor", 200, files={"image": ("mri.jpg", buffer.getvalue())}))
+    mix.append(
+        Request("brain_tumor", "/api/v1/imaging/brain-tumor", 200, files={"image": ("mri.jpg", buffer.getvalue())})
+    )
     mix.append(Request("fitbit", "/api/v1/fitbit/percentiles", 200, json={"total_steps": 8500, "minutes_asleep": 420}))
-    mix.append(Request("hospital", "/api/v1/hospital/analytics", 200, json={"service": "ICU", "week_from": 1, "week_to": 8}))
+    mix.append(
+        Request("hospital", "/api/v1/hospital/analytics", 200, json={"service": "ICU", "week_from": 1, "week_to": 8})
+    )
     mix.append(Request("models", "/api/v1/models", 200, json={}))
     mix.append(Request("bad_input", ROUTES["diabetes"], 400, json={**EXAMPLES["diabetes"], "glucose_mg_dl": 9999}))
     if heavy_batch:

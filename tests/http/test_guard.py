@@ -34,7 +34,9 @@ def test_oversized_body_is_refused_before_parsing(http):
 
 
 def test_chunked_oversized_body_is_refused(http):
-    record = b'{"age_years": 19, "sex": "female", "bmi_kg_m2": 27.9, "children": 0, "smoker": true, "region": "southwest"},'
+    record = (
+        b'{"age_years": 19, "sex": "female", "bmi_kg_m2": 27.9, "children": 0, "smoker": true, "region": "southwest"},'
+    )
 
     def chunks():
         yield b'{"records": ['

@@ -166,7 +166,9 @@ def api_with(svc, settings, service_module):
     """The service's API object with other limits (the session's limits are the defaults)."""
     from vitalcheck.api import VitalCheckAPI
 
-    return lambda **limits: VitalCheckAPI(svc.api.registry, settings.model_copy(update=limits), service_module.INPUT_MODELS)
+    return lambda **limits: VitalCheckAPI(
+        svc.api.registry, settings.model_copy(update=limits), service_module.INPUT_MODELS
+    )
 
 
 @pytest.fixture
@@ -230,7 +232,9 @@ def test_wide_csv_is_refused_before_parsing(http, monkeypatch):
 
     monkeypatch.setattr(loaders, "read_source", lambda *a: pytest.fail("the file was parsed"))
     header = ",".join(f"c{i}" for i in range(5000))
-    response = http.post(ROUTES["diabetes"] + "/file", files={"file": ("wide.csv", f"{header}\n" + "1," * 4999 + "1\n")})
+    response = http.post(
+        ROUTES["diabetes"] + "/file", files={"file": ("wide.csv", f"{header}\n" + "1," * 4999 + "1\n")}
+    )
     assert error(response) == {("file",): "too_many_columns"}
 
 

@@ -51,18 +51,38 @@ def _requests(data_dir):
         ("single, text for a number", ROUTES["stroke"], {"json": {**stroke, "bmi_kg_m2": TEXT}}, 400),
         ("single, missing field", ROUTES["diabetes"], {"json": {"bmi_kg_m2": NUMBER, "note": TEXT}}, 400),
         ("single, malformed JSON", ROUTES["insurance"], {"content": f'{{"age_years": {INT}, "sex": "{TEXT}"'}, 400),
-        ("batch, bad record", ROUTES["insurance"] + "/batch", {"json": {"records": [insurance, {**insurance, "bmi_kg_m2": NUMBER}]}}, 400),
+        (
+            "batch, bad record",
+            ROUTES["insurance"] + "/batch",
+            {"json": {"records": [insurance, {**insurance, "bmi_kg_m2": NUMBER}]}},
+            400,
+        ),
         ("batch, good records", ROUTES["insurance"] + "/batch", {"json": {"records": [insurance]}}, 200),
         ("csv, number out of range", ROUTES["insurance"] + "/file", upload(out_of_range), 400),
         ("csv, text in a number column", ROUTES["insurance"] + "/file", upload(mistyped), 400),
         ("csv, unknown category", ROUTES["insurance"] + "/file", upload(unknown_category), 400),
         ("csv, extra columns", ROUTES["insurance"] + "/file", upload(extra), 200),
-        ("parquet, number out of range", ROUTES["insurance"] + "/file", {"files": {"file": ("r.parquet", parquet.getvalue())}}, 400),
+        (
+            "parquet, number out of range",
+            ROUTES["insurance"] + "/file",
+            {"files": {"file": ("r.parquet", parquet.getvalue())}},
+            400,
+        ),
         ("image, text file", "/api/v1/imaging/brain-tumor", {"files": {"image": ("x.png", TEXT.encode() * 10)}}, 400),
-        ("image, text inside a PNG", "/api/v1/imaging/brain-tumor", {"files": {"image": ("x.png", image_with_text)}}, 400),
+        (
+            "image, text inside a PNG",
+            "/api/v1/imaging/brain-tumor",
+            {"files": {"image": ("x.png", image_with_text)}},
+            400,
+        ),
         ("fitbit, number out of range", "/api/v1/fitbit/percentiles", {"json": {"total_steps": NUMBER}}, 400),
         ("hospital, unknown service", "/api/v1/hospital/analytics", {"json": {"service": TEXT}}, 400),
-        ("no token", ROUTES["diabetes"], {"json": {**diabetes, "glucose_mg_dl": NUMBER}, "headers": {"Authorization": ""}}, 401),
+        (
+            "no token",
+            ROUTES["diabetes"],
+            {"json": {**diabetes, "glucose_mg_dl": NUMBER}, "headers": {"Authorization": ""}},
+            401,
+        ),
     ]
 
 

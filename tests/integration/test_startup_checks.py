@@ -72,4 +72,3 @@ def test_serving_process_check_finds_every_damage_but_golden_drift(model_store, 
 
 def test_serving_process_check_passes_an_undamaged_store(model_store, settings):
     assert light_preflight(locations(model_store), settings.reference_dir) == []
-

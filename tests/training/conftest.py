@@ -16,7 +16,9 @@ from vitalcheck.catalog import TABULAR_MODELS
 
 
 def _complete(directory: Path) -> bool:
-    return all((directory / s.artifact).is_file() and (directory / s.card_file).is_file() for s in TABULAR_MODELS.values())
+    return all(
+        (directory / s.artifact).is_file() and (directory / s.card_file).is_file() for s in TABULAR_MODELS.values()
+    )
 
 
 @pytest.fixture

@@ -39,7 +39,9 @@ requires_data = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def card() -> ModelCard:
-    assert ONNX_FILE.is_file(), f"committed artifact {ONNX_FILE} is missing (python -m vitalcheck.training train --only brain_tumor)"
+    assert ONNX_FILE.is_file(), (
+        f"committed artifact {ONNX_FILE} is missing (python -m vitalcheck.training train --only brain_tumor)"
+    )
     return verify_artifact(ONNX_FILE, CARD_FILE)
 
 
@@ -109,7 +111,13 @@ def test_golden_outputs_reproduce(card, session):
 
 
 def test_card_records_required_facts(card):
-    for m in ["accuracy", "macro_f1", "tumour_only_macro_f1", "expected_calibration_error", *[f"recall_{c}" for c in CLASSES]]:
+    for m in [
+        "accuracy",
+        "macro_f1",
+        "tumour_only_macro_f1",
+        "expected_calibration_error",
+        *[f"recall_{c}" for c in CLASSES],
+    ]:
         assert 0.0 <= card.metrics[m] <= 1.0, m
         assert m in card.baseline_metrics, m
     assert card.extra["onnx_max_abs_diff"] < 1e-4

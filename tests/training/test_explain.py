@@ -32,6 +32,7 @@ def case(request, tabular_artifacts, data_dir):
 
         def predict(frame):
             return central.predict(frame)
+
     return name, spec, predict, rows, baseline
 
 

@@ -44,8 +44,13 @@ def test_real_rows_pass_the_catalog(data_dir, name):
 def test_diabetes_zeros_become_missing(data_dir):
     src = raw(data_dir, "diabetes")
     X, y = loaders.load_diabetes(loaders.data_file("diabetes", data_dir))
-    for source, name in [("Glucose", "glucose_mg_dl"), ("BloodPressure", "diastolic_bp_mm_hg"), ("SkinThickness", "skin_thickness_mm"),
-                         ("Insulin", "insulin_uu_ml"), ("BMI", "bmi_kg_m2")]:
+    for source, name in [
+        ("Glucose", "glucose_mg_dl"),
+        ("BloodPressure", "diastolic_bp_mm_hg"),
+        ("SkinThickness", "skin_thickness_mm"),
+        ("Insulin", "insulin_uu_ml"),
+        ("BMI", "bmi_kg_m2"),
+    ]:
         assert X[name].isna().sum() == (src[source] == 0).sum() > 0
         assert (X[name].dropna() > 0).all()
         np.testing.assert_array_equal(X[name].dropna().to_numpy(), src.loc[src[source] != 0, source].to_numpy(float))
@@ -54,7 +59,9 @@ def test_diabetes_zeros_become_missing(data_dir):
 
 
 def test_heart_codes_site_and_target(data_dir):
-    src = pd.read_csv(loaders.data_file("heart", data_dir), keep_default_na=False, na_values=[""], dtype={"exang": str, "fbs": str})
+    src = pd.read_csv(
+        loaders.data_file("heart", data_dir), keep_default_na=False, na_values=[""], dtype={"exang": str, "fbs": str}
+    )
     X, y, meta = loaders.load_with_meta("heart", loaders.data_file("heart", data_dir))
     assert "dataset" not in X.columns and "site" not in X.columns
     assert X["cholesterol_mg_dl"].isna().sum() == (src["chol"] == 0).sum() + src["chol"].isna().sum()
@@ -123,6 +130,8 @@ def test_insurance(data_dir):
 
 def test_missing_source_column_is_named(tmp_path):
     bad = tmp_path / "diabetes.csv"
-    bad.write_text("Pregnancies,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome\n1,66,29,0,26.6,0.351,31,0\n")
+    bad.write_text(
+        "Pregnancies,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome\n1,66,29,0,26.6,0.351,31,0\n"
+    )
     with pytest.raises(ValueError, match="Glucose"):
         loaders.load_diabetes(bad)

@@ -58,8 +58,11 @@ def test_card_validates_and_matches_artifact(tabular_artifacts, name):
             assert feat.baseline in feat.train_categories and set(feat.train_categories) <= set(feat.categories)
     if spec.kind == "classifier":
         assert card.output["classes"] == list(spec.classes)
-    expected = {"classifier": {"roc_auc", "brier_score", "balanced_accuracy"}, "regressor": {"rmse", "mae", "r2"},
-                "interval_regressor": {"rmse", "mae", "r2", "interval_coverage", "interval_mean_width_usd"}}[spec.kind]
+    expected = {
+        "classifier": {"roc_auc", "brier_score", "balanced_accuracy"},
+        "regressor": {"rmse", "mae", "r2"},
+        "interval_regressor": {"rmse", "mae", "r2", "interval_coverage", "interval_mean_width_usd"},
+    }[spec.kind]
     assert expected <= set(card.metrics) and set(card.metrics) == set(card.baseline_metrics)
 
 
@@ -134,7 +137,9 @@ def test_golden_outputs_reproduce(loaded, name):
     for feat in spec.features:
         if feat.type != "category":
             as_float[feat.name] = pd.to_numeric(frame[feat.name].astype(object)).astype("float64")
-    np.testing.assert_allclose(tabular.predict_outputs(spec, model, as_float).reshape(expected.shape), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        tabular.predict_outputs(spec, model, as_float).reshape(expected.shape), expected, rtol=0, atol=1e-6
+    )
 
 
 def test_grouped_splits_keep_groups_on_one_side(data_dir):
@@ -168,7 +173,9 @@ def test_cli_evaluate_on_new_file_in_source_format(tabular_artifacts, data_dir, 
         lines = path.read_text(encoding="utf-8").splitlines()
         subset = tmp_path / f"{name}.csv"
         subset.write_text("\n".join([lines[0]] + [lines[1 + i] for i in X.index[test]]) + "\n", encoding="utf-8")
-        assert main(["evaluate", "--model", name, "--data", str(subset), "--artifacts-dir", str(tabular_artifacts)]) == 0
+        assert (
+            main(["evaluate", "--model", name, "--data", str(subset), "--artifacts-dir", str(tabular_artifacts)]) == 0
+        )
         printed = json.loads(capsys.readouterr().out)
         card = load_card(tabular_artifacts / TABULAR_MODELS[name].card_file)
         assert printed == pytest.approx(card.metrics, rel=1e-9), name
@@ -179,7 +186,17 @@ def test_cli_evaluate_refuses_a_tampered_artifact(tabular_artifacts, tmp_path, d
     for f in (spec.artifact, spec.card_file):
         (tmp_path / f).write_bytes((tabular_artifacts / f).read_bytes())
     (tmp_path / spec.artifact).write_bytes((tmp_path / spec.artifact).read_bytes() + b"\0")
-    code = main(["evaluate", "--model", "diabetes", "--data", str(loaders.data_file("diabetes", data_dir)), "--artifacts-dir", str(tmp_path)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            "diabetes",
+            "--data",
+            str(loaders.data_file("diabetes", data_dir)),
+            "--artifacts-dir",
+            str(tmp_path),
+        ]
+    )
     assert code == 1 and "sha256" in capsys.readouterr().err
 
 

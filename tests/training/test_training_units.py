@@ -17,7 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_to_float_handles_json_values():
-    frame = pd.DataFrame({"a": [True, None, False], "b": [1, None, 3.5], "c": pd.array([True, pd.NA, False], dtype="boolean")})
+    frame = pd.DataFrame(
+        {"a": [True, None, False], "b": [1, None, 3.5], "c": pd.array([True, pd.NA, False], dtype="boolean")}
+    )
     np.testing.assert_array_equal(to_float(frame), [[1, 1, 1], [np.nan] * 3, [0, 3.5, 0]])
 
 
@@ -52,7 +54,10 @@ def test_metrics_helpers():
     # thresholds 0.225 and 0.5 both give balanced accuracy 0.75; the tie goes to the one closest to 0.5
     assert best_threshold(y, proba[:, 1], ("n", "p")) == 0.5
     assert best_threshold(y, proba[:, 1], ("n", "p"), min_recall=1.0) == pytest.approx(0.225)
-    assert interval_metrics([1, 2, 3], [0, 2.5, 2], [2, 3, 4]) == {"interval_coverage": pytest.approx(2 / 3), "interval_mean_width": 1.5}
+    assert interval_metrics([1, 2, 3], [0, 2.5, 2], [2, 3, 4]) == {
+        "interval_coverage": pytest.approx(2 / 3),
+        "interval_mean_width": 1.5,
+    }
 
 
 def test_optional_modules_are_imported_lazily():

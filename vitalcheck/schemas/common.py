@@ -42,7 +42,9 @@ def json_types(kinds: dict[str, str]):
         if kind == "boolean" and not isinstance(value, bool):
             raise PydanticCustomError("bool_type", "Input should be true or false")
         if kind != "boolean" and isinstance(value, (bool, str)):
-            raise PydanticCustomError(f"{'int' if kind == 'integer' else 'float'}_type", "Input should be a JSON number")
+            raise PydanticCustomError(
+                f"{'int' if kind == 'integer' else 'float'}_type", "Input should be a JSON number"
+            )
         return value
 
     return field_validator(*kinds, mode="before")(check)

@@ -59,7 +59,9 @@ def _import(module: str, what: str, required: bool) -> ModuleType | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vitalcheck.training", description="Train and evaluate VitalCheck models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m vitalcheck.training", description="Train and evaluate VitalCheck models."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     names = [*TABULAR_MODELS, REFERENCE, BRAIN]
     train = sub.add_parser("train", help="train models into the artifacts directory")
@@ -67,12 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="artifacts output directory (default: settings.artifacts_dir)")
     train.add_argument("--reference-dir", type=Path, help="reference-table directory (default: settings.reference_dir)")
     train.add_argument(
-        "--only", nargs="+", choices=names, metavar="NAME",
+        "--only",
+        nargs="+",
+        choices=names,
+        metavar="NAME",
         help=f"build only these ({', '.join(names)}); default: the tabular models and the reference tables",
     )
     ev = sub.add_parser("evaluate", help="score a saved model on a data file and print metrics JSON")
     ev.add_argument("--model", required=True, choices=[*TABULAR_MODELS, BRAIN])
-    ev.add_argument("--data", required=True, type=Path, help="file in the data set's source format (brain_tumor: manifest.csv)")
+    ev.add_argument(
+        "--data", required=True, type=Path, help="file in the data set's source format (brain_tumor: manifest.csv)"
+    )
     ev.add_argument("--artifacts-dir", type=Path, help="artifacts directory (default: settings.artifacts_dir)")
     stats = sub.add_parser("image-stats", help="recompute the MRI validity screen's statistics and print JSON")
     stats.add_argument("--data-dir", type=Path, help="shared data directory (default: settings.data_dir)")
@@ -93,8 +100,13 @@ class _Progress:
             return
         self.console = Console(stderr=True)
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=self.console, transient=False,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
         )
         self.task = self.progress.add_task("training", total=total)
 
@@ -136,9 +148,11 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
     jobs: list[tuple[str, Callable[[Callable[[str], None]], str]]] = []
     for name in wanted:
         if name in TABULAR_MODELS:
+
             def job(log: Callable[[str], None], name: str = name) -> str:
                 card = tabular.train_model(name, data_dir, out_dir, log=log)
                 return f"{name}: {card.estimator.split(' (')[0].split(';')[0]} — test {_summary(card.metrics)}"
+
             jobs.append((name, job))
         elif name == REFERENCE:
             module = _import(_REFERENCE_MODULE, "building the reference tables", required=bool(only))
@@ -151,6 +165,7 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
                 reference_dir.mkdir(parents=True, exist_ok=True)
                 module.build(data_dir, reference_dir)
                 return f"reference tables → {reference_dir}"
+
             jobs.append((REFERENCE, ref_job))
         elif name == BRAIN:
             module = _import(_BRAIN_MODULE, "training brain_tumor", required=True)
@@ -160,6 +175,7 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
                 out_dir.mkdir(parents=True, exist_ok=True)
                 module.train(data_dir, out_dir)
                 return f"brain_tumor → {out_dir / BRAIN_TUMOR.artifact}"
+
             jobs.append((BRAIN, brain_job))
     with _Progress(len(jobs)) as progress:
         for name, run in jobs:

@@ -138,7 +138,12 @@ class ImageSet:
         """Return the images where ``mask`` is true (boolean array of length n)."""
         idx = np.flatnonzero(mask)
         return ImageSet(
-            [self.paths[i] for i in idx], self.y[idx], self.unit[idx], self.phash[idx], self.border[idx], self.histogram[idx]
+            [self.paths[i] for i in idx],
+            self.y[idx],
+            self.unit[idx],
+            self.phash[idx],
+            self.border[idx],
+            self.histogram[idx],
         )
 
 
@@ -399,7 +404,13 @@ def classification_report(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
 
 
 def _card_metrics(report: dict[str, Any]) -> dict[str, float]:
-    keep = ["accuracy", "macro_f1", *[f"recall_{c}" for c in CLASSES], "tumour_only_macro_f1", "expected_calibration_error"]
+    keep = [
+        "accuracy",
+        "macro_f1",
+        *[f"recall_{c}" for c in CLASSES],
+        "tumour_only_macro_f1",
+        "expected_calibration_error",
+    ]
     return {m: round(float(report[m]), 6) for m in keep}
 
 
@@ -423,13 +434,23 @@ def build_model(width: int = WIDTH):
     from torch import nn
 
     def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        return [
+            nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
 
     w = width
     layers: list[nn.Module] = [*conv(1, w, 5, 2), *conv(w, w), nn.MaxPool2d(2)]
     for cin, cout in ((w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)):
         layers += [*conv(cin, cout), *conv(cout, cout), nn.MaxPool2d(2)]
-    layers += [*conv(8 * w, 16 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(16 * w, len(CLASSES))]
+    layers += [
+        *conv(8 * w, 16 * w),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(16 * w, len(CLASSES)),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -698,7 +719,9 @@ def _feature_classifier_scores(name: str, x_train, y_train, x_test, y_test) -> d
         out[f"{name}_{kind}_accuracy"] = round(rep["accuracy"], 4)
         out[f"{name}_{kind}_macro_f1"] = round(rep["macro_f1"], 4)
         out[f"{name}_{kind}_tumour_only_macro_f1"] = round(rep["tumour_only_macro_f1"], 4)
-        out[f"{name}_{kind}_notumor_vs_tumour_auc"] = round(float(roc_auc_score(y_test == notumor, proba[:, notumor])), 4)
+        out[f"{name}_{kind}_notumor_vs_tumour_auc"] = round(
+            float(roc_auc_score(y_test == notumor, proba[:, notumor])), 4
+        )
     return out
 
 
@@ -867,7 +890,10 @@ def train(
     if abs(unit_mean - PREPROCESSING.mean) > 0.01 or abs(unit_std - PREPROCESSING.std) > 0.01:
         logger.warning(
             "brain_tumor: training images have mean %.4f / std %.4f, spec says %.4f / %.4f",
-            unit_mean, unit_std, PREPROCESSING.mean, PREPROCESSING.std,
+            unit_mean,
+            unit_std,
+            PREPROCESSING.mean,
+            PREPROCESSING.std,
         )
 
     groups = phash_groups(train_all.phash)
@@ -879,8 +905,13 @@ def train(
             f"{VAL_FRACTION:.0%} share per class, or a class has no training images"
         )
     group_sizes = np.bincount(groups)
-    logger.info("brain_tumor: %d hash groups (largest %d); %d fit / %d validation images",
-             len(group_sizes), group_sizes.max(), len(fit_set), len(val))
+    logger.info(
+        "brain_tumor: %d hash groups (largest %d); %d fit / %d validation images",
+        len(group_sizes),
+        group_sizes.max(),
+        len(fit_set),
+        len(val),
+    )
 
     result = fit(fit_set, val, epochs=epochs, seed=seed, report=step)
     step("exporting to ONNX and evaluating")
@@ -941,10 +972,16 @@ def train(
         output={
             "classes": list(CLASSES),
             "meaning": "softmax probabilities of the four classes (sum 1), in this order",
-            "onnx_input": {"name": INPUT_NAME, "shape": ["batch", 1, PREPROCESSING.height, PREPROCESSING.width],
-                           "dtype": "float32"},
-            "onnx_output": {"name": OUTPUT_NAME, "shape": ["batch", len(CLASSES)],
-                            "meaning": "probabilities (temperature-scaled softmax inside the graph)"},
+            "onnx_input": {
+                "name": INPUT_NAME,
+                "shape": ["batch", 1, PREPROCESSING.height, PREPROCESSING.width],
+                "dtype": "float32",
+            },
+            "onnx_output": {
+                "name": OUTPUT_NAME,
+                "shape": ["batch", len(CLASSES)],
+                "meaning": "probabilities (temperature-scaled softmax inside the graph)",
+            },
         },
         dataset=CardDataset(
             file=f"{DATASET_FOLDER}/{MANIFEST}",
@@ -977,14 +1014,22 @@ def train(
             "best_epoch": result.best_epoch,
             "history": result.history,
             "hyperparameters": {
-                "batch_size": BATCH_SIZE, "optimizer": "AdamW", "learning_rate_peak": LEARNING_RATE,
-                "schedule": "one-cycle (15% warm-up, cosine)", "weight_decay": WEIGHT_DECAY,
-                "label_smoothing": LABEL_SMOOTHING, "class_weights": "proportional to 1/sqrt(class frequency)",
+                "batch_size": BATCH_SIZE,
+                "optimizer": "AdamW",
+                "learning_rate_peak": LEARNING_RATE,
+                "schedule": "one-cycle (15% warm-up, cosine)",
+                "weight_decay": WEIGHT_DECAY,
+                "label_smoothing": LABEL_SMOOTHING,
+                "class_weights": "proportional to 1/sqrt(class frequency)",
                 "seed": seed,
                 "augmentation": {
-                    "horizontal_flip": 0.5, "rotation_deg": AUG_ROTATION_DEG, "scale": AUG_SCALE,
-                    "translate_fraction": AUG_TRANSLATE, "gamma": list(AUG_GAMMA),
-                    "contrast": AUG_CONTRAST, "brightness": AUG_BRIGHTNESS,
+                    "horizontal_flip": 0.5,
+                    "rotation_deg": AUG_ROTATION_DEG,
+                    "scale": AUG_SCALE,
+                    "translate_fraction": AUG_TRANSLATE,
+                    "gamma": list(AUG_GAMMA),
+                    "contrast": AUG_CONTRAST,
+                    "brightness": AUG_BRIGHTNESS,
                     "histogram_equalisation": AUG_EQUALIZE,
                 },
             },
@@ -994,14 +1039,20 @@ def train(
             "onnx_max_abs_diff": onnx_diff,
             "temperature": round(temperature, 4),
             "validation_before_temperature": {
-                k: round(float(val_raw[k]), 4) for k in ("accuracy", "macro_f1", "log_loss", "expected_calibration_error")
+                k: round(float(val_raw[k]), 4)
+                for k in ("accuracy", "macro_f1", "log_loss", "expected_calibration_error")
             },
             "validation_after_temperature": {
-                k: round(float(val_cal[k]), 4) for k in ("accuracy", "macro_f1", "log_loss", "expected_calibration_error")
+                k: round(float(val_cal[k]), 4)
+                for k in ("accuracy", "macro_f1", "log_loss", "expected_calibration_error")
             },
             "test_log_loss": round(report["log_loss"], 4),
-            "confusion_matrix": {"rows": "true class", "columns": "predicted class", "classes": list(CLASSES),
-                                 "matrix": report["confusion_matrix"]},
+            "confusion_matrix": {
+                "rows": "true class",
+                "columns": "predicted class",
+                "classes": list(CLASSES),
+                "matrix": report["confusion_matrix"],
+            },
             "shortcut_checks": shortcuts,
             "leakage": leakage,
             "tumour_only_macro_f1_definition": (
@@ -1070,7 +1121,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from vitalcheck.settings import get_settings
 
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m vitalcheck.training.brain_mri", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m vitalcheck.training.brain_mri", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train")
     p_train.add_argument("--data", type=Path, default=settings.data_dir)

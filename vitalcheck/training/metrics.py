@@ -90,7 +90,9 @@ def classification_metrics(
     if "pr_auc" in extra:
         out["pr_auc"] = float(average_precision_score(onehot[:, 1], proba[:, 1]))
     if "macro_f1" in extra:
-        out["macro_f1"] = float(f1_score(y_arr.astype(str), labels.astype(str), average="macro", labels=list(classes), zero_division=0))
+        out["macro_f1"] = float(
+            f1_score(y_arr.astype(str), labels.astype(str), average="macro", labels=list(classes), zero_division=0)
+        )
     if "positive_recall" in extra:
         positive = onehot[:, 1] == 1
         out["positive_recall"] = float(np.mean(labels[positive] == classes[1]))
@@ -119,7 +121,9 @@ def interval_metrics(y: Sequence[float], lower: Sequence[float], upper: Sequence
     }
 
 
-def best_threshold(y: Sequence[str], positive_proba: np.ndarray, classes: Sequence[str], min_recall: float | None = None) -> float:
+def best_threshold(
+    y: Sequence[str], positive_proba: np.ndarray, classes: Sequence[str], min_recall: float | None = None
+) -> float:
     """Positive-class threshold that maximises balanced accuracy (on validation predictions).
 
     Args:

@@ -180,7 +180,13 @@ def write_summary(artifacts_dir: Path) -> Path | None:
         cells = [_fmt(c.metrics.get(m)) for m in metric_names]
         short = c.estimator.split(" (")[0].split(";")[0]
         lines.append(f"| {c.name} | {short} | {c.dataset.rows_test} | " + " | ".join(cells) + " |")
-    lines += ["", "## Baselines", "", "| model | " + " | ".join(metric_names) + " |", "|---|" + "---|" * len(metric_names)]
+    lines += [
+        "",
+        "## Baselines",
+        "",
+        "| model | " + " | ".join(metric_names) + " |",
+        "|---|" + "---|" * len(metric_names),
+    ]
     for c in cards:
         lines.append(f"| {c.name} | " + " | ".join(_fmt(c.baseline_metrics.get(m)) for m in metric_names) + " |")
     lines += ["", "## Notes", ""]

@@ -38,8 +38,6 @@ SEED = 20_240_601
 """Seed of every split and estimator."""
 
 
-
-
 def _columns(spec: ModelSpec) -> tuple[list[str], list[str], list[str]]:
     numbers = [f.name for f in spec.features if f.type in ("number", "integer")]
     booleans = [f.name for f in spec.features if f.type == "boolean"]
@@ -87,11 +85,29 @@ def linear_preprocessor(
         transformers.append(("log", numeric(log=True), logged))
     if booleans:
         transformers.append(
-            ("bool", Pipeline([("float", _to_float_step()), ("impute", SimpleImputer(strategy="most_frequent", add_indicator=indicators))]), booleans)
+            (
+                "bool",
+                Pipeline(
+                    [
+                        ("float", _to_float_step()),
+                        ("impute", SimpleImputer(strategy="most_frequent", add_indicator=indicators)),
+                    ]
+                ),
+                booleans,
+            )
         )
     if categories:
         transformers.append(
-            ("cat", Pipeline([("str", _to_category_step()), ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), categories)
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("str", _to_category_step()),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categories,
+            )
         )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
@@ -143,11 +159,17 @@ _HGB_DEFAULTS: dict[str, Any] = {
 }
 
 
-def hgb_classifier_pipeline(spec: ModelSpec, class_weight: str | None = None, calibrate: bool = False, **params: Any) -> Pipeline:
+def hgb_classifier_pipeline(
+    spec: ModelSpec, class_weight: str | None = None, calibrate: bool = False, **params: Any
+) -> Pipeline:
     """Histogram gradient-boosting classifier (native missing values and categories)."""
     pre, mask = tree_preprocessor(spec)
     model = HistGradientBoostingClassifier(
-        **{**_HGB_DEFAULTS, **params}, categorical_features=mask, class_weight=class_weight, early_stopping=False, random_state=SEED
+        **{**_HGB_DEFAULTS, **params},
+        categorical_features=mask,
+        class_weight=class_weight,
+        early_stopping=False,
+        random_state=SEED,
     )
     return Pipeline([("preprocess", pre), ("model", _classifier(spec, model, calibrate))])
 
@@ -161,10 +183,17 @@ def ridge_pipeline(spec: ModelSpec, alpha: float = 1.0, log_columns: Sequence[st
     return Pipeline(steps)
 
 
-def hgb_regressor_pipeline(spec: ModelSpec, loss: str = "squared_error", quantile: float | None = None, **params: Any) -> Pipeline:
+def hgb_regressor_pipeline(
+    spec: ModelSpec, loss: str = "squared_error", quantile: float | None = None, **params: Any
+) -> Pipeline:
     """Histogram gradient-boosting regressor (squared error, or a quantile loss for interval bounds)."""
     pre, mask = tree_preprocessor(spec)
     model = HistGradientBoostingRegressor(
-        **{**_HGB_DEFAULTS, **params}, loss=loss, quantile=quantile, categorical_features=mask, early_stopping=False, random_state=SEED
+        **{**_HGB_DEFAULTS, **params},
+        loss=loss,
+        quantile=quantile,
+        categorical_features=mask,
+        early_stopping=False,
+        random_state=SEED,
     )
     return Pipeline([("preprocess", pre), ("model", model)])

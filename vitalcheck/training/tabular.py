@@ -137,10 +137,18 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.25,
         selection="roc_auc",
         candidates=(
-            Candidate("logistic_regression", _LOGISTIC + " (median imputation, optional missing indicators and cubic splines, standardised)",
-                      logistic_pipeline, {"C": [0.1, 1.0], "indicators": [True, False], "spline_knots": [0, 3]}),
-            Candidate("hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline,
-                      {"learning_rate": [0.03], "max_iter": [150], "max_depth": [2, 3]}),
+            Candidate(
+                "logistic_regression",
+                _LOGISTIC + " (median imputation, optional missing indicators and cubic splines, standardised)",
+                logistic_pipeline,
+                {"C": [0.1, 1.0], "indicators": [True, False], "spline_knots": [0, 3]},
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                _HGB_CLF,
+                hgb_classifier_pipeline,
+                {"learning_rate": [0.03], "max_iter": [150], "max_depth": [2, 3]},
+            ),
         ),
         targets={"roc_auc": (">=", 0.84)},
         notes="Zeros in glucose, blood pressure, skin thickness, insulin and BMI are missing-value codes (NaN in the loader).",
@@ -153,10 +161,18 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.25,
         selection="roc_auc",
         candidates=(
-            Candidate("logistic_regression", _LOGISTIC + " (median imputation + missing indicators, one-hot)", logistic_pipeline,
-                      {"C": [0.1, 1.0], "indicators": [True, False]}),
-            Candidate("hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline,
-                      {"learning_rate": [0.03], "max_iter": [200], "max_depth": [2, 3]}),
+            Candidate(
+                "logistic_regression",
+                _LOGISTIC + " (median imputation + missing indicators, one-hot)",
+                logistic_pipeline,
+                {"C": [0.1, 1.0], "indicators": [True, False]},
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                _HGB_CLF,
+                hgb_classifier_pipeline,
+                {"learning_rate": [0.03], "max_iter": [200], "max_depth": [2, 3]},
+            ),
         ),
         targets={"roc_auc": (">=", 0.90)},
         notes="Missingness depends on the site (ca and thal are mostly missing outside Cleveland; Switzerland records no "
@@ -169,11 +185,25 @@ TASKS: dict[str, TaskConfig] = {
         selection="roc_auc",
         extra_metrics=("pr_auc",),
         candidates=(
-            Candidate("logistic_regression", _LOGISTIC + " (balanced class weights, sigmoid-calibrated by 3-fold CV)", logistic_pipeline,
-                      {"C": [0.01, 0.03, 0.1], "class_weight": ["balanced"], "calibrate": [True]}),
-            Candidate("hist_gradient_boosting", _HGB_CLF + " (balanced class weights, sigmoid-calibrated by 3-fold CV)", hgb_classifier_pipeline,
-                      {"class_weight": ["balanced"], "calibrate": [True], "learning_rate": [0.03], "max_iter": [100], "max_depth": [2],
-                       "min_samples_leaf": [40]}),
+            Candidate(
+                "logistic_regression",
+                _LOGISTIC + " (balanced class weights, sigmoid-calibrated by 3-fold CV)",
+                logistic_pipeline,
+                {"C": [0.01, 0.03, 0.1], "class_weight": ["balanced"], "calibrate": [True]},
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                _HGB_CLF + " (balanced class weights, sigmoid-calibrated by 3-fold CV)",
+                hgb_classifier_pipeline,
+                {
+                    "class_weight": ["balanced"],
+                    "calibrate": [True],
+                    "learning_rate": [0.03],
+                    "max_iter": [100],
+                    "max_depth": [2],
+                    "min_samples_leaf": [40],
+                },
+            ),
         ),
         targets={"roc_auc": (">=", 0.85), "pr_auc": (">=", 0.23)},
         notes="The source file is sorted by age (descending): every split and calibration fold is shuffled. "
@@ -191,7 +221,9 @@ TASKS: dict[str, TaskConfig] = {
         positive_recall_name="malignant_recall",
         candidates=(
             Candidate("logistic_regression", _LOGISTIC + " (standardised)", logistic_pipeline, {"C": [0.3, 1.0, 3.0]}),
-            Candidate("hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline, {"max_depth": [2, 3], "max_iter": [200]}),
+            Candidate(
+                "hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline, {"max_depth": [2, 3], "max_iter": [200]}
+            ),
         ),
         targets={"roc_auc": (">=", 0.995), "malignant_recall": (">=", 0.95)},
         notes="Threshold chosen on out-of-fold predictions to keep malignant recall >= 0.97 (a missed malignancy costs more).",
@@ -204,9 +236,18 @@ TASKS: dict[str, TaskConfig] = {
         selection="macro_f1",
         extra_metrics=("macro_f1",),
         candidates=(
-            Candidate("logistic_regression", "multinomial " + _LOGISTIC + " (standardised, one-hot)", logistic_pipeline, {"C": [0.1, 1.0]}),
-            Candidate("hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline,
-                      {"max_depth": [2, 3], "min_samples_leaf": [5], "max_iter": [100]}),
+            Candidate(
+                "logistic_regression",
+                "multinomial " + _LOGISTIC + " (standardised, one-hot)",
+                logistic_pipeline,
+                {"C": [0.1, 1.0]},
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                _HGB_CLF,
+                hgb_classifier_pipeline,
+                {"max_depth": [2, 3], "min_samples_leaf": [5], "max_iter": [100]},
+            ),
         ),
         targets={"macro_f1": (">=", 0.88)},
     ),
@@ -215,12 +256,31 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.2,
         selection="rmse",
         candidates=(
-            Candidate("ridge", "ridge regression (median imputation + missing indicators, log1p of skewed counts)", ridge_pipeline,
-                      {"alpha": [1.0, 10.0], "log_columns": [("infant_deaths_per_1000", "health_expenditure_pct_gdp_per_capita",
-                                                             "measles_cases_per_1000", "under_five_deaths_per_1000",
-                                                             "hiv_aids_deaths_per_1000", "gdp_per_capita_usd", "population")]}),
-            Candidate("hist_gradient_boosting", "histogram gradient-boosting regressor", hgb_regressor_pipeline,
-                      {"max_iter": [300], "max_leaf_nodes": [15, 31], "min_samples_leaf": [10]}),
+            Candidate(
+                "ridge",
+                "ridge regression (median imputation + missing indicators, log1p of skewed counts)",
+                ridge_pipeline,
+                {
+                    "alpha": [1.0, 10.0],
+                    "log_columns": [
+                        (
+                            "infant_deaths_per_1000",
+                            "health_expenditure_pct_gdp_per_capita",
+                            "measles_cases_per_1000",
+                            "under_five_deaths_per_1000",
+                            "hiv_aids_deaths_per_1000",
+                            "gdp_per_capita_usd",
+                            "population",
+                        )
+                    ],
+                },
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                "histogram gradient-boosting regressor",
+                hgb_regressor_pipeline,
+                {"max_iter": [300], "max_leaf_nodes": [15, 31], "min_samples_leaf": [10]},
+            ),
         ),
         targets={"rmse": ("<=", 2.7)},
         notes="Rows without a target are dropped; income-composition index 0 and schooling 0 are treated as missing. "
@@ -234,11 +294,25 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.2,
         selection="rmse",
         candidates=(
-            Candidate("ridge", "ridge regression on degree-2 polynomial features", ridge_pipeline, {"alpha": [1.0, 10.0], "degree": [2]}),
-            Candidate("hist_gradient_boosting", "histogram gradient-boosting regressor", hgb_regressor_pipeline,
-                      {"max_depth": [2, 3], "max_iter": [200]}),
+            Candidate(
+                "ridge",
+                "ridge regression on degree-2 polynomial features",
+                ridge_pipeline,
+                {"alpha": [1.0, 10.0], "degree": [2]},
+            ),
+            Candidate(
+                "hist_gradient_boosting",
+                "histogram gradient-boosting regressor",
+                hgb_regressor_pipeline,
+                {"max_depth": [2, 3], "max_iter": [200]},
+            ),
         ),
-        targets={"rmse": ("<=", 4400.0), "r2": (">=", 0.86), "interval_coverage": (">=", 0.88), "interval_coverage_max": ("<=", 0.92)},
+        targets={
+            "rmse": ("<=", 4400.0),
+            "r2": (">=", 0.86),
+            "interval_coverage": (">=", 0.88),
+            "interval_coverage_max": ("<=", 0.92),
+        },
         tried="The interval procedure (q05/q95 gradient boosting, split-conformal on 25 % of the training part) was simulated "
         "on 8 random splits of the training part only: mean coverage 0.909 (sd 0.018), i.e. on target on average; "
         "split-conformal coverage on 228 test rows varies by about ±0.02 around that and more with the calibration draw. "
@@ -336,7 +410,9 @@ def split_description(name: str, n_train: int, n_test: int) -> str:
     )
 
 
-def _cv_folds(name: str, X: pd.DataFrame, y: pd.Series, meta: pd.DataFrame | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def _cv_folds(
+    name: str, X: pd.DataFrame, y: pd.Series, meta: pd.DataFrame | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     cfg = TASKS[name]
     y_arr = np.asarray(y)
     if cfg.split == "grouped_stratified":
@@ -375,7 +451,9 @@ def predict_outputs(spec: ModelSpec, model: Any, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X), dtype=np.float64)
 
 
-def metrics_from_outputs(name: str, y: pd.Series | np.ndarray, outputs: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+def metrics_from_outputs(
+    name: str, y: pd.Series | np.ndarray, outputs: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
     """Compute the card's test metrics from raw outputs (see :func:`predict_outputs`).
 
     Classifiers: ``roc_auc``, ``brier_score``, ``balanced_accuracy`` (at ``threshold``; arg-max
@@ -449,12 +527,16 @@ class CVResult:
     grid_scores: list[tuple[dict[str, Any], float]]
 
 
-def _fit_predict(spec: ModelSpec, estimator: BaseEstimator, X_fit: pd.DataFrame, y_fit: pd.Series, X_pred: pd.DataFrame) -> np.ndarray:
+def _fit_predict(
+    spec: ModelSpec, estimator: BaseEstimator, X_fit: pd.DataFrame, y_fit: pd.Series, X_pred: pd.DataFrame
+) -> np.ndarray:
     y_arr = np.asarray(y_fit, dtype=object if spec.kind == "classifier" else np.float64)
     return predict_outputs(spec, estimator.fit(X_fit, y_arr), X_pred)
 
 
-def cross_validate(name: str, candidate: Candidate, X: pd.DataFrame, y: pd.Series, folds: list[tuple[np.ndarray, np.ndarray]]) -> CVResult:
+def cross_validate(
+    name: str, candidate: Candidate, X: pd.DataFrame, y: pd.Series, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> CVResult:
     """Cross-validate every grid point of ``candidate`` on the training part; keep the best.
 
     Returns:
@@ -477,7 +559,9 @@ def cross_validate(name: str, candidate: Candidate, X: pd.DataFrame, y: pd.Serie
             oof[val_idx] = out
             per_fold.append(_fold_metrics(name, y.iloc[val_idx], out))
         frame = pd.DataFrame(per_fold)
-        result = CVResult(candidate, dict(params), frame.mean().to_dict(), frame.std(ddof=0).to_dict(), oof, grid_scores)
+        result = CVResult(
+            candidate, dict(params), frame.mean().to_dict(), frame.std(ddof=0).to_dict(), oof, grid_scores
+        )
         grid_scores.append((dict(params), result.mean[metric]))
         if best is None or sign * result.mean[metric] > sign * best.mean[metric]:
             best = result
@@ -500,7 +584,9 @@ def _fit(spec: ModelSpec, candidate: Candidate, params: dict[str, Any], X: pd.Da
     return candidate.build(spec, **params).fit(X, y_arr)
 
 
-def fit_interval(spec: ModelSpec, central: Pipeline, X: pd.DataFrame, y: pd.Series) -> tuple[tuple[Any, Any, Any], dict[str, Any]]:
+def fit_interval(
+    spec: ModelSpec, central: Pipeline, X: pd.DataFrame, y: pd.Series
+) -> tuple[tuple[Any, Any, Any], dict[str, Any]]:
     """Conformalized quantile regression (split conformal) around a central model.
 
     The training part is split 75/25 (seed :data:`SEED`) into a fit part and a calibration
@@ -545,7 +631,9 @@ def fit_interval(spec: ModelSpec, central: Pipeline, X: pd.DataFrame, y: pd.Seri
     return (central, ConformalShift(bounds[0], -shift), ConformalShift(bounds[1], shift)), facts
 
 
-def leave_one_site_out(name: str, candidate: Candidate, params: dict[str, Any], X: pd.DataFrame, y: pd.Series, sites: pd.Series) -> dict[str, float]:
+def leave_one_site_out(
+    name: str, candidate: Candidate, params: dict[str, Any], X: pd.DataFrame, y: pd.Series, sites: pd.Series
+) -> dict[str, float]:
     """Train on all sites but one and score the held-out site, for each site (ROC AUC).
 
     Uses every row of the file (this is a separate robustness protocol; the site is never a
@@ -620,7 +708,9 @@ def _target_notes(name: str, metrics: dict[str, float]) -> dict[str, str]:
         met = actual >= value if op == ">=" else actual <= value
         notes[key] = f"{metric} {actual:.4g} {'meets' if met else 'MISSES'} target {op} {value:g}"
     if cfg.tried and any("MISSES" in n for n in notes.values()):
-        notes["tried"] = cfg.tried + " The test split and seed were fixed before any result was seen and were not changed."
+        notes["tried"] = (
+            cfg.tried + " The test split and seed were fixed before any result was seen and were not changed."
+        )
     return notes
 
 
@@ -642,7 +732,9 @@ def _output_description(spec: ModelSpec) -> dict[str, Any]:
     return {"meaning": spec.task, "unit": spec.target_unit}
 
 
-def train_model(name: str, data_dir: str | Path, out_dir: str | Path, log: Callable[[str], None] = lambda _msg: None) -> ModelCard:
+def train_model(
+    name: str, data_dir: str | Path, out_dir: str | Path, log: Callable[[str], None] = lambda _msg: None
+) -> ModelCard:
     """Train, test and save one tabular model with its card.
 
     Args:
@@ -683,7 +775,10 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, log: Calla
             "selection_metric": f"cv_{cfg.selection}",
             "chosen_params": _jsonable(chosen.params),
             "candidate_params": {r.candidate.name: _jsonable(r.params) for r in results},
-            "cv_grid": {r.candidate.name: [{"params": _jsonable(p), f"cv_{cfg.selection}": s} for p, s in r.grid_scores] for r in results},
+            "cv_grid": {
+                r.candidate.name: [{"params": _jsonable(p), f"cv_{cfg.selection}": s} for p, s in r.grid_scores]
+                for r in results
+            },
             "test_positions_sha256": _hash_positions(test_pos),
             "catalog_violations": loaders.catalog_violations(name, X),
         }
@@ -710,7 +805,9 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, log: Calla
             extra.update(facts)
         if name == "heart":
             log("leave-one-site-out")
-            extra["leave_one_site_out_roc_auc"] = leave_one_site_out(name, chosen.candidate, chosen.params, X, y, meta["site"])
+            extra["leave_one_site_out_roc_auc"] = leave_one_site_out(
+                name, chosen.candidate, chosen.params, X, y, meta["site"]
+            )
             extra["leave_one_site_out_note"] = (
                 "train on three sites, score the fourth, every row of the file, chosen estimator and parameters; "
                 "Switzerland has few negatives so its AUC is noisy"
@@ -721,7 +818,9 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, log: Calla
         saved = joblib.load(artifact)
         metrics = metrics_from_outputs(name, y_te, predict_outputs(spec, saved, X_te), threshold)
         extra["runner_up"] = runner_up.candidate.name
-        extra["runner_up_test_metrics"] = metrics_from_outputs(name, y_te, predict_outputs(spec, runner_model, X_te), runner_threshold)
+        extra["runner_up_test_metrics"] = metrics_from_outputs(
+            name, y_te, predict_outputs(spec, runner_model, X_te), runner_threshold
+        )
         extra["runner_up_note"] = "for information only: the runner-up's test metrics were not used for any choice"
         extra["target_notes"] = _target_notes(name, metrics)
         if cfg.notes:
@@ -736,7 +835,8 @@ def train_model(name: str, data_dir: str | Path, out_dir: str | Path, log: Calla
             framework_versions=framework_versions(),
             training_code_revision=code_revision(),
             trained_at=utc_now(),
-            estimator=f"{chosen.candidate.description}; " + ", ".join(f"{k}={_jsonable(v)}" for k, v in chosen.params.items()),
+            estimator=f"{chosen.candidate.description}; "
+            + ", ".join(f"{k}={_jsonable(v)}" for k, v in chosen.params.items()),
             candidates={
                 r.candidate.name: {
                     **{f"cv_{k}": float(v) for k, v in r.mean.items()},
