@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
+HOST ?= 127.0.0.1
 DATA_DIR ?= $(abspath ../shared/datasets)
 export VITALCHECK_DATA_DIR ?= $(DATA_DIR)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
@@ -32,14 +33,15 @@ artifacts: $(STAMP) ## build the artifacts only if some are missing
 import: artifacts ## check the artifacts and register them in the BentoML model store
 	$(BIN)/python import_models.py
 
-serve: import ## install, build artifacts if missing, import them, serve on port $(PORT)
-	$(BIN)/bentoml serve service:VitalCheck --port $(PORT)
+serve: import ## install, build artifacts if missing, import them, serve on $(HOST):$(PORT) (HOST=0.0.0.0 for all interfaces)
+	$(BIN)/bentoml serve service:VitalCheck --host $(HOST) --port $(PORT)
 
 test: artifacts ## install, build artifacts if missing, run the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 build: import ## bentoml build (the Bento holds all eight models and both tables)
 	$(BIN)/bentoml build
