@@ -97,7 +97,8 @@ class RequestGuard:
             return await _send(send, *refusal)
         path, method = scope.get("path", ""), scope.get("method", "")
         if method in ("GET", "HEAD") and path in DOCS_PAGE_PATHS:
-            return await _send(send, *index_response())
+            status, headers, page = index_response()
+            return await _send(send, status, headers, page if method == "GET" else b"")
         if method == "GET" and path == "/docs.json":
             return await _corrected_openapi(self.app, scope, receive, send)
         body = await self._read_body(receive, send)

@@ -27,30 +27,19 @@ bearer token is declared (``components.securitySchemes.bearerAuth``, ``security`
 from __future__ import annotations
 
 import copy
-import functools
-import importlib.metadata
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from vitalcheck.schemas.common import API_VERSION
 
 TITLE = "VitalCheck"
 DISCLAIMER = "Research and education only; not a medical device."
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
-@functools.cache
 def package_version() -> str:
-    """VitalCheck's version: the installed package's, else ``pyproject.toml``'s, else ``0+unknown``."""
-    try:
-        return importlib.metadata.version("vitalcheck")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        return str(tomllib.loads(PYPROJECT.read_text())["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "0+unknown"
+    """VitalCheck's version (``vitalcheck.__version__``, which pyproject.toml reads too, so a Bento has it)."""
+    from vitalcheck import __version__
+
+    return __version__
 
 
 DESCRIPTION = f"""Health-risk predictions from eight models trained on public data sets, and two reference tables.

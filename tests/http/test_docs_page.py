@@ -8,6 +8,7 @@ The browser check (screenshot, requests Chromium made) is tests/integration/test
 
 import base64
 import hashlib
+import importlib.metadata
 import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -145,7 +146,7 @@ def spec(http):
 def test_openapi_info_is_vitalchecks(spec):
     info = spec["info"]
     assert info["title"] == "VitalCheck"
-    assert info["version"] == package_version() != "None"
+    assert info["version"] == package_version() == importlib.metadata.version("vitalcheck") != "None"
     assert DISCLAIMER in info["description"]
     for topic in ("api_version", '"detail"', "Bearer", "/api/v1/risk/"):
         assert topic in info["description"], topic
