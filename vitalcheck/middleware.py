@@ -41,8 +41,9 @@ from vitalcheck.settings import get_settings
 
 logger = logging.getLogger("vitalcheck")
 
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
-"""Served without the token (health, metrics, the OpenAPI document); the docs page is added to them."""
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
+"""Served without the token (health, metrics, the OpenAPI document and the schema BentoML's clients read
+when they connect, which describes no more than the OpenAPI document); the docs page is added to them."""
 STATIC_PREFIX = "/static_content/"
 """BentoML's bundled Swagger UI assets, used by the docs page (GET/HEAD only)."""
 JSON = "application/json"

@@ -102,7 +102,7 @@ def test_decoded_spellings_reach_the_route_with_the_token(http, raw_path):
 
 
 @pytest.mark.parametrize(
-    "path", ["/schema.json", "/docs.json/", "/livez/", "/metrics/x", "/api/v1/nothing", "/anything", "/api"]
+    "path", ["/docs.json/", "/schema.json/", "/livez/", "/metrics/x", "/api/v1/nothing", "/anything", "/api"]
 )
 def test_everything_but_the_open_endpoints_needs_the_token(http, path):
     """Deny by default: unknown and near-miss paths get 401, not 404 or a page."""
@@ -111,7 +111,9 @@ def test_everything_but_the_open_endpoints_needs_the_token(http, path):
         assert http.post(path, json={}).status_code == 401
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/docs.json", "/", "/static_content/swagger-ui.css"])
+@pytest.mark.parametrize(
+    "path", ["/livez", "/readyz", "/docs.json", "/schema.json", "/", "/static_content/swagger-ui.css"]
+)
 def test_open_endpoints_answer_without_the_token(http, path):
     """(/metrics needs BentoML's multiprocess set-up: tests/integration/test_boundary_serve.py checks it.)"""
     with no_token(http):
