@@ -30,7 +30,7 @@ from bentoml.models import BentoModel
 
 from vitalcheck.cards import ArtifactCheckError, StoredArtifact
 from vitalcheck.catalog import MODELS
-from vitalcheck.compat import api_routes, install_connection_deadlines
+from vitalcheck.compat import api_routes, install_connection_deadlines, install_metrics_path_labels
 from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
 from vitalcheck.preflight import check_before_workers, refuse_to_start
@@ -245,10 +245,11 @@ class VitalCheck:
         return self.api.models()
 
 
-ROUTES, FIELD_NAMES = api_routes(VitalCheck)
-"""Each API route's request media type, and every documented request field name (what logs and errors may name)."""
+ROUTES, FIELD_NAMES = api_routes(VitalCheck, get_settings())
+"""Each API route's request media type and body limit, and every documented request field name (what errors may name)."""
 VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES)
 install_log_redaction(Redactor(FIELD_NAMES, [*ROUTES, *RequestGuard.open_path_set()]))
+install_metrics_path_labels([*ROUTES, *RequestGuard.open_path_set()])
 
 
 def preflight() -> None:

@@ -23,8 +23,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 API_TOKEN = "vitalcheck-test-token-0123456789"
 os.environ["VITALCHECK_API_TOKEN"] = API_TOKEN
 os.environ["VITALCHECK_MAX_REQUEST_BYTES"] = str(4 * 1024 * 1024)
-# A short header deadline, so that the slow-client tests of real servers finish quickly.
+# Short header and body deadlines, so that the slow-client tests of real servers finish quickly.
 os.environ["VITALCHECK_HEADER_TIMEOUT_S"] = "3"
+os.environ["VITALCHECK_BODY_TIMEOUT_S"] = "3"
 
 from pathlib import Path  # noqa: E402
 

@@ -132,26 +132,87 @@ def _wrap(cls: type) -> None:
     cls.connection_lost = wrapped_connection_lost
 
 
-def api_routes(service_cls) -> tuple[dict[str, str], frozenset[str]]:
-    """Each API route's request media type, and every request field name, of a ``@bentoml.service`` class.
+def api_routes(service_cls, settings) -> tuple[dict[str, tuple[str, int]], frozenset[str]]:
+    """Each API route's request media type and body limit, and every request field name, of a service class.
 
     BentoML exposes a service's APIs (``service.apis``) but not which media type each reads;
     the input model's ``multipart_fields`` (BentoML's SDK attribute) says which take uploads.
+    Uploads may be ``max_request_bytes`` long, batches (a ``records`` field)
+    ``max_batch_request_bytes``, any other JSON request ``max_record_request_bytes``.
 
     Returns:
-        (route → ``multipart/form-data``, ``application/json`` or ``""`` for a route without
-        input; the set of property names in every input schema).
+        (route → (``multipart/form-data``, ``application/json`` or ``""`` for a route without
+        input; its body limit in bytes), the set of property names in every input schema).
 
     """
     from vitalcheck.middleware import JSON, MULTIPART, NO_BODY
     from vitalcheck.redaction import schema_field_names
 
-    routes: dict[str, str] = {}
+    routes: dict[str, tuple[str, int]] = {}
     names: set[str] = set()
     for api in service_cls.apis.values():
         spec = api.input_spec
-        routes[api.route] = (
-            MULTIPART if getattr(spec, "multipart_fields", None) else JSON if spec.model_fields else NO_BODY
-        )
+        if getattr(spec, "multipart_fields", None):
+            routes[api.route] = (MULTIPART, settings.max_request_bytes)
+        elif "records" in spec.model_fields:
+            routes[api.route] = (JSON, min(settings.max_batch_request_bytes, settings.max_request_bytes))
+        else:
+            media = JSON if spec.model_fields else NO_BODY
+            routes[api.route] = (media, min(settings.max_record_request_bytes, settings.max_request_bytes))
         names |= schema_field_names(spec.model_json_schema())
     return routes, frozenset(names)
+
+
+def install_metrics_path_labels(paths) -> None:
+    """Label BentoML's request metrics with a listed path or ``(unlisted path)``, never a client's path.
+
+    BentoML's ``RunnerTrafficMetricsMiddleware`` (the outermost middleware; VitalCheck's guard runs
+    inside it) labels ``bentoml_service_request_*`` with ``scope["path"]`` as sent. A client
+    could then write any text into ``/metrics``, which is open, and add series without bound
+    (each new path adds about 20), growing every worker's memory and every scrape's cost. The
+    wrapper hands the middleware a scope whose path is the listed path or ``(unlisted path)``
+    and restores the real path for the application inside it.
+
+    Args:
+        paths: the routes and open endpoints (labelled as they are).
+
+    Raises:
+        CompatibilityError: BentoML or uvicorn is not the pinned version.
+
+    """
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+
+    from vitalcheck.redaction import OTHER_PATH
+
+    check_pinned_versions()
+    cls = RunnerTrafficMetricsMiddleware
+    cls.vitalcheck_paths = frozenset(paths)
+    if getattr(cls, "vitalcheck_wrapped", False):
+        return
+    original = cls.__call__
+
+    async def __call__(self, scope, receive, send):
+        if not isinstance(self.app, _RestoredPath):
+            self.app = _RestoredPath(self.app)
+        if scope.get("type") == "http" and scope.get("path") not in self.vitalcheck_paths:
+            scope = {**scope, "path": OTHER_PATH, _REAL_PATH: scope.get("path")}
+        return await original(self, scope, receive, send)
+
+    cls.__call__ = __call__
+    cls.vitalcheck_wrapped = True
+
+
+_REAL_PATH = "vitalcheck.real_path"
+
+
+class _RestoredPath:
+    """Give the application inside the metrics middleware the path the client sent."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if _REAL_PATH in scope:
+            scope = dict(scope)
+            scope["path"] = scope.pop(_REAL_PATH)
+        return await self.app(scope, receive, send)

@@ -50,6 +50,8 @@ JSON = "application/json"
 MULTIPART = "multipart/form-data"
 NO_BODY = ""
 """Media of a route without input: ``application/json`` or no Content-Type at all."""
+MAX_ERROR_ENTRIES = 100
+"""Most ``detail`` entries of an error body; a last ``too_many_errors`` entry counts the rest."""
 CLIENT_CLOSED_REQUEST = 499
 """Status recorded (nginx's convention) when the client hangs up before its request body is complete."""
 
@@ -67,13 +69,13 @@ class RequestGuard:
 
     Args:
         app: the wrapped ASGI application.
-        routes: API route → the media type its body must have (:data:`JSON`, :data:`MULTIPART`,
-            or :data:`NO_BODY` for a route without input).
+        routes: API route → (the media type its body must have: :data:`JSON`, :data:`MULTIPART`
+            or :data:`NO_BODY` for a route without input; the largest body it takes, in bytes).
         field_names: every documented request field name (what an error's ``loc`` may repeat).
 
     """
 
-    def __init__(self, app, routes: Mapping[str, str], field_names: frozenset[str] = frozenset()) -> None:
+    def __init__(self, app, routes: Mapping[str, tuple[str, int]], field_names: frozenset[str] = frozenset()) -> None:
         self.app = app
         settings = get_settings()
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
@@ -102,19 +104,18 @@ class RequestGuard:
             return await _send(send, status, headers, page if method == "GET" else b"")
         if method == "GET" and path == "/docs.json":
             return await _corrected_openapi(self.app, scope, receive, send)
-        body = await self._read_body(receive, send)
+        body = await self._read_body(receive, send, self.routes.get(path, ("", self.max_bytes))[1])
         if body is None:
             return None
-        if self.routes.get(path) == NO_BODY and body.strip() not in (b"", b"{}"):
+        media, _ = self.routes.get(path, (None, 0))
+        if media == NO_BODY and body.strip() not in (b"", b"{}"):
             return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
         replay = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replayed_receive():
             return replay.pop() if replay else await receive()
 
-        if path in self.routes:
-            return await self.app(scope, replayed_receive, _RedactedErrors(send, self.redactor))
-        return await self.app(scope, replayed_receive, send)
+        return await self.app(scope, replayed_receive, _RedactedErrors(send, self.redactor))
 
     def _refusal(self, scope) -> tuple[int, list, bytes] | None:
         """The answer to a request refused on its path and headers alone, or None."""
@@ -128,7 +129,7 @@ class RequestGuard:
             problem = self._authorization_problem([v for k, v in headers if k.lower() == b"authorization"])
             if problem:
                 return _error(401, "unauthorized", ["header", "authorization"], problem)
-        media = self.routes.get(path)
+        media, max_bytes = self.routes.get(path, (None, self.max_bytes))
         if media is None:
             return None
         if method != "POST":
@@ -139,8 +140,8 @@ class RequestGuard:
         lengths = [v for k, v in headers if k.lower() == b"content-length"]
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
             return _error(400, "invalid_content_length", ["header", "content-length"], "one decimal Content-Length")
-        if lengths and int(lengths[0]) > self.max_bytes:
-            return _too_large(self.max_bytes)
+        if lengths and int(lengths[0]) > max_bytes:
+            return _too_large(max_bytes)
         return None
 
     def _authorization_problem(self, values: list[bytes]) -> str | None:
@@ -157,7 +158,7 @@ class RequestGuard:
             return "invalid bearer token"
         return None
 
-    async def _read_body(self, receive, send) -> bytes | None:
+    async def _read_body(self, receive, send, max_bytes: int) -> bytes | None:
         """The whole body, or None once a refusal was sent (too large, too slow, client gone)."""
         chunks, seen = [], 0
         try:
@@ -170,8 +171,8 @@ class RequestGuard:
                         return None
                     chunk = message.get("body", b"")
                     seen += len(chunk)
-                    if seen > self.max_bytes:
-                        await _send(send, *_too_large(self.max_bytes))
+                    if seen > max_bytes:
+                        await _send(send, *_too_large(max_bytes))
                         return None
                     chunks.append(chunk)
                     if not message.get("more_body", False):
@@ -231,6 +232,9 @@ class _RedactedErrors:
         error = data.get("error") if isinstance(data.get("error"), str) and safe else "request refused"
         if not safe:
             safe = [{"type": "invalid_request", "loc": ["body"], "msg": "request refused"}]
+        if len(safe) > MAX_ERROR_ENTRIES:
+            more = len(safe) - MAX_ERROR_ENTRIES
+            safe = [*safe[:MAX_ERROR_ENTRIES], {"type": "too_many_errors", "loc": ["body"], "msg": f"{more} more"}]
         return json.dumps({"error": error, "detail": safe}).encode()
 
 

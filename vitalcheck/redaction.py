@@ -23,6 +23,7 @@ VitalCheck itself never logs request bodies.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import traceback
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,8 @@ OTHER_PATH = "(unlisted path)"
 FIXED_LOCATIONS = frozenset({"body", "file", "image", "records", "header", "authorization", "content-type", "path"})
 """Location words VitalCheck itself puts in ``loc`` (besides field names)."""
 
+LOGGED_ERRORS = 20
+"""Most error locations one rejection-log line lists (a batch of invalid records has thousands)."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 MEDIA_TYPES = frozenset(
     {"application/json", "multipart/form-data", "application/x-www-form-urlencoded", "text/plain", "text/html"}
@@ -69,6 +72,19 @@ def schema_field_names(schema: dict[str, Any]) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return names
+
+
+def safe_address(address: str) -> str:
+    """``host:port`` when host is an IP address (uvicorn takes it from X-Forwarded-For behind a proxy), else ``(other)``.
+
+    A client may put any text in X-Forwarded-For; uvicorn trusts it from 127.0.0.1 by default.
+    """
+    host, _, port = address.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "(other)" if address != "_" else address
+    return address if port.isdigit() else "(other)"
 
 
 class Redactor:
@@ -143,6 +159,7 @@ class RedactingFilter(logging.Filter):
         """Rewrite the record in place; always keep it."""
         if record.name == "bentoml.access" and isinstance(record.args, tuple) and len(record.args) >= 2:
             args = list(record.args)
+            args[0] = safe_address(str(args[0]))
             args[1] = self.redactor.access_line(str(args[1]))
             record.args = tuple(args)
         elif record.msg == "Exception on %s [%s]" and isinstance(record.args, tuple) and len(record.args) == 2:
@@ -151,9 +168,10 @@ class RedactingFilter(logging.Filter):
             record.args = (self.redactor.safe_path(str(path)), method)
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, ValidationError):
-            where = ", ".join(
-                f"{'.'.join(str(p) for p in e['loc'])} ({e['type']})" for e in self.redactor.error_entries(exc)
-            )
+            entries = self.redactor.error_entries(exc)
+            where = ", ".join(f"{'.'.join(str(p) for p in e['loc'])} ({e['type']})" for e in entries[:LOGGED_ERRORS])
+            if len(entries) > LOGGED_ERRORS:
+                where += f", and {len(entries) - LOGGED_ERRORS} more"
             record.msg = f"{record.getMessage()}: request rejected, {exc.error_count()} validation error(s): {where}"
             record.args = ()
             record.exc_info = None

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest accepted request body, in bytes (answered 413 before it is parsed).",
     )
+    max_batch_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of a JSON batch request (`.../batch`), in bytes (413 above it); "
+        "10,000 records of the widest model take about 8 MiB.",
+    )
+    max_record_request_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest body of any other JSON request (one record, a query), in bytes (413 above it); "
+        "a record takes under 2 KiB.",
+    )
     max_image_pixels: int = Field(
         4096 * 4096,
         ge=64 * 64,
@@ -83,7 +95,11 @@ class Settings(BaseSettings):
         5.0, gt=0, le=300, description="Seconds an idle keep-alive connection is kept open after an answer."
     )
     body_timeout_s: float = Field(
-        30.0, gt=0, le=600, description="Seconds a request body may take to arrive in full (answered 408 above it)."
+        15.0,
+        gt=0,
+        le=25,
+        description="Seconds a request body may take to arrive in full (answered 408 above it); below the "
+        "service's 30 s request timeout, so that a slow client gets 408 rather than 504.",
     )
     compute_threads: int = Field(
         1, ge=1, le=64, description="Threads per worker for scikit-learn/OpenMP/BLAS (1 avoids oversubscription)."

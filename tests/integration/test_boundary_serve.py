@@ -121,6 +121,50 @@ def test_client_that_hangs_up_mid_body_is_a_client_abort_not_a_server_error(serv
     assert all(line.endswith(" 0.0") for line in aborted if 'http_response_code="5' in line), aborted
 
 
+def test_a_slow_body_gets_408_not_504(served):
+    """Regression: a body sent one byte at a time got BentoML's 504 after 30 s."""
+    head = request(
+        b"/api/v1/insurance", b"", {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
+    )
+    with socket.create_connection(_address(served), timeout=15) as sock:
+        sock.sendall(head.replace(b"Content-Length: 0", b"Content-Length: 107"))
+        sock.settimeout(0.5)
+        answer = b""
+        for _ in range(30):
+            try:
+                sock.send(b" ")
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer:
+                break
+    assert status_of(answer) == 408, answer[:300]
+
+
+def test_unlisted_paths_never_become_metrics_labels(served):
+    """Regression: any path a client sent became an `endpoint` label on the open /metrics page."""
+    for i in range(20):
+        httpx.post(f"{served.url}/patient/{SECRET}-{i}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        httpx.post(f"{served.url}/patient/{SECRET}-unauthenticated-{i}")
+    metrics = httpx.get(f"{served.url}/metrics").text
+    assert SECRET not in metrics
+    assert 'endpoint="(unlisted path)"' in metrics
+
+
+def test_forwarded_for_text_is_not_logged(served):
+    """Regression: uvicorn takes the client address from X-Forwarded-For (trusted from 127.0.0.1), verbatim."""
+    offset = len(served.log())
+    fake = f"{SECRET} (status=200) fake"
+    httpx.post(f"{served.url}/api/v1/models", headers={"X-Forwarded-For": fake, "Authorization": f"Bearer {API_TOKEN}"})
+    httpx.post(f"{served.url}/api/v1/models", headers={"X-Forwarded-For": fake})
+    time.sleep(0.5)
+    log = served.log()[offset:]
+    assert "status=200" in log and "status=401" in log
+    assert SECRET not in log and "fake" not in log
+
+
 def test_slow_headers_are_cut_off(served):
     """Regression: one header byte every half second kept the connection for as long as the client liked."""
     trickle = b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200

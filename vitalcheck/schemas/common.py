@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from vitalcheck.catalog import ModelSpec
@@ -48,6 +48,27 @@ def json_types(kinds: dict[str, str]):
         return value
 
     return field_validator(*kinds, mode="before")(check)
+
+
+def documented_keys_only():
+    """A before-validator refusing a record with undocumented keys in one error that does not name them.
+
+    pydantic reports each unknown key as an error of its own at ``loc: [<key>]``; a key is
+    submitted data (a client may send a patient's name as one), and a body of a million keys
+    became a million errors. This refuses the record at its own location, type
+    ``extra_forbidden``, before any field is validated.
+
+    Returns:
+        A ``model_validator`` to place in a model's body or pass in ``create_model(__validators__=...)``.
+
+    """
+
+    def check(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not cls.model_fields.keys() >= data.keys():
+            raise PydanticCustomError("extra_forbidden", "unknown field(s): send only the documented fields")
+        return data
+
+    return model_validator(mode="before")(check)
 
 
 class ModelInfo(BaseModel):
@@ -161,7 +182,7 @@ def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: st
         __config__=config,
         __doc__=doc,
         __module__=f"vitalcheck.schemas.{spec.name}",
-        __validators__={"json_types": checked},
+        __validators__={"json_types": checked, "documented_keys": documented_keys_only()},
         **fields,
     )
 
@@ -175,11 +196,22 @@ def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[Ba
         max_length=max_records,
         description=f"Between 1 and {max_records} records; scored with one vectorised predict call.",
     )
+
+    def at_most(cls, records: Any) -> Any:
+        # Before the records are validated one by one: a body of millions of items is refused at once.
+        if isinstance(records, list) and len(records) > max_records:
+            raise PydanticCustomError("too_long", "List should have at most {max} items", {"max": max_records})
+        return records
+
     return create_model(
         class_name,
         __module__=record_model.__module__,
         __config__=ConfigDict(extra="forbid"),
         __doc__=f"A batch of {record_model.__name__} records.",
+        __validators__={
+            "documented_keys": documented_keys_only(),
+            "at_most": field_validator("records", mode="before")(at_most),
+        },
         records=(list[record_model], field),  # type: ignore[valid-type]
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, model_validator
 
-from vitalcheck.schemas.common import StrictInput, json_types
+from vitalcheck.schemas.common import StrictInput, documented_keys_only, json_types
 
 EXAMPLE = {"total_steps": 8500, "very_active_minutes": 25, "sedentary_minutes": 720, "minutes_asleep": 420}
 """A plausible day, used as the OpenAPI example and in tests."""
@@ -45,6 +45,8 @@ class FitbitInput(BaseModel):
             "number",
         )
     )
+
+    _documented_keys = documented_keys_only()
 
     @model_validator(mode="after")
     def _at_least_one(self) -> FitbitInput:

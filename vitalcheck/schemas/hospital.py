@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from vitalcheck.schemas.common import StrictInput, json_types
+from vitalcheck.schemas.common import StrictInput, documented_keys_only, json_types
 
 EXAMPLE = {"service": "emergency", "week_from": 1, "week_to": 4}
 """An example query, used as the OpenAPI example and in tests."""
@@ -24,6 +24,7 @@ class HospitalQuery(BaseModel):
     week_to: int = Field(52, ge=1, le=52, description="Last week (1 to 52), inclusive; not before week_from.")
 
     _json_types = json_types({"week_from": "integer", "week_to": "integer"})
+    _documented_keys = documented_keys_only()
 
     @model_validator(mode="after")
     def _ordered(self) -> HospitalQuery:
