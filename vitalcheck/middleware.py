@@ -12,8 +12,9 @@ is set. The guard answers before the body is parsed, in the one error shape
   case-insensitive, RFC 7235; the token is compared in constant time);
 * 431: request headers larger than ``VITALCHECK_MAX_HEADER_BYTES`` in total;
 * 405: an API route called with another method than POST;
-* 415: a JSON route called without ``Content-Type: application/json`` (form bodies, text/plain
-  and BentoML's pickle type included), or an upload route without ``multipart/form-data``;
+* 415: a body sent to a JSON route without ``Content-Type: application/json`` (form bodies,
+  text/plain and BentoML's pickle type included), or to an upload route without
+  ``multipart/form-data``;
 * 413: a declared or streamed body over ``VITALCHECK_MAX_REQUEST_BYTES``;
 * 408: a body not received within ``VITALCHECK_BODY_TIMEOUT_S``;
 * 499 (recorded, never sent): the client hung up before its body was complete. No handler
@@ -110,6 +111,8 @@ class RequestGuard:
         media, _ = self.routes.get(path, (None, 0))
         if media == NO_BODY and body.strip() not in (b"", b"{}"):
             return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
+        if media == JSON and body and not any(k.lower() == b"content-type" for k, _ in scope.get("headers") or []):
+            return await _send(send, *_unsupported(JSON))
         replay = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replayed_receive():
@@ -134,9 +137,11 @@ class RequestGuard:
             return None
         if method != "POST":
             return _error(405, "method_not_allowed", ["method"], "use POST", [(b"allow", b"POST")])
-        if not _media_type_accepted(media, [v for k, v in headers if k.lower() == b"content-type"]):
-            what = "multipart/form-data" if media == MULTIPART else "application/json (UTF-8)"
-            return _error(415, "unsupported_media_type", ["header", "content-type"], f"send Content-Type: {what}")
+        content_types = [v for k, v in headers if k.lower() == b"content-type"]
+        # A JSON route may be called without a body and without a Content-Type (every field of
+        # its input is optional); a body without one is refused once read (see __call__).
+        if (content_types or media == MULTIPART) and not _media_type_accepted(media, content_types):
+            return _unsupported(media)
         lengths = [v for k, v in headers if k.lower() == b"content-length"]
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
             return _error(400, "invalid_content_length", ["header", "content-length"], "one decimal Content-Length")
@@ -251,6 +256,11 @@ def _media_type_accepted(media: str, values: list[bytes]) -> bool:
         p.split("=", 1)[1].strip().strip('"').lower() for p in params if p.strip().lower().startswith("charset=")
     ]
     return media == MULTIPART or all(c in ("utf-8", "utf8") for c in charsets)
+
+
+def _unsupported(media: str):
+    what = "multipart/form-data" if media == MULTIPART else "application/json (UTF-8)"
+    return _error(415, "unsupported_media_type", ["header", "content-type"], f"send Content-Type: {what}")
 
 
 def _too_large(limit: int):

@@ -113,8 +113,15 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 _ERROR_REF = {"$ref": "#/components/schemas/InvalidArgument"}
 _EXTRA_RESPONSES = {
-    "401": ("Missing or invalid bearer token (when VITALCHECK_API_TOKEN is set).", _ERROR_REF),
-    "413": ("Request body larger than VITALCHECK_MAX_REQUEST_BYTES.", _ERROR_REF),
+    "401": ("Missing, invalid or repeated bearer token (when VITALCHECK_API_TOKEN is set).", _ERROR_REF),
+    "405": ("Another method than POST.", _ERROR_REF),
+    "408": ("The request body did not arrive within VITALCHECK_BODY_TIMEOUT_S.", _ERROR_REF),
+    "413": ("Request body larger than the route's limit (see the README's Security section).", _ERROR_REF),
+    "415": (
+        "A body without the route's media type (application/json, or multipart/form-data for uploads).",
+        _ERROR_REF,
+    ),
+    "431": ("Request headers larger than VITALCHECK_MAX_HEADER_BYTES.", _ERROR_REF),
     "504": (
         "Not answered within the service's traffic.timeout (BentoML's answer, body {\"error\": ...}).",
         {"$ref": "#/components/schemas/InternalServerError"},

@@ -184,6 +184,20 @@ def test_json_routes_take_application_json_only(http, content_type, caplog):
     assert "777111" not in response.text and "777111" not in server_log(caplog)
 
 
+def test_a_body_without_a_content_type_is_refused(http):
+    url = httpx.URL("http://testserver").copy_with(raw_path=ROUTES["diabetes"].encode())
+    request = http.build_request("POST", url, content=README_DIABETES)  # httpx sets no Content-Type for bytes
+    assert "content-type" not in request.headers
+    assert_shape(http.send(request), 415)
+
+
+def test_no_body_and_no_content_type_is_an_empty_query(http):
+    """Every field of the hospital query is optional: a bare POST asks for all weeks of all services."""
+    response = http.post("/api/v1/hospital/analytics")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["prediction"]["rows"]) == 4 * 52
+
+
 def test_real_form_fields_are_not_coerced(http):
     """Regression: fasting_blood_sugar_over_120=yes was read as true over a form body."""
     form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in EXAMPLES["heart"].items()}
