@@ -8,6 +8,7 @@ method delegates to it in one line. Errors are raised as
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,11 @@ from vitalcheck.settings import Settings
 from vitalcheck.training import loaders
 
 UNPACKED_PARQUET_FACTOR = 4
-"""An uploaded Parquet file may decompress to at most this many times VITALCHECK_MAX_UPLOAD_BYTES."""
+"""The columns read from an uploaded Parquet file may decode to at most this many times
+VITALCHECK_MAX_UPLOAD_BYTES, and never to more than :data:`loaders.MAX_DECODED_BYTES` (16 MiB)."""
+
+PARQUET_FOOTER_MAX_BYTES = 2 << 20
+"""Longest accepted Parquet footer (parsing one costs about 10x its size); pandas writes ~18 kB for 32 columns."""
 
 
 class VitalCheckAPI:
@@ -89,21 +94,21 @@ class VitalCheckAPI:
 
         """
         self._check_size("file", path)
-        self._check_shape(path)
-        limits = loaders.UploadLimits(
-            max_rows=self.settings.max_batch_records,
-            max_decoded_bytes=UNPACKED_PARQUET_FACTOR * self.settings.max_upload_bytes,
-        )
+        columns = loaders.source_columns(name)
+        is_parquet = self._check_shape(path, columns)
+        # CSV: every record streamed once, bounded per record, before pandas parses anything.
+        csv_rows = None if is_parquet else _scan_csv(path, self.settings.max_batch_records)
+        limits = loaders.UploadLimits(max_rows=self.settings.max_batch_records, max_decoded_bytes=self._decoded_cap())
         try:
-            raw = loaders.read_source(path, limits)
+            raw = loaders.read_source(path, limits, columns)
         except loaders.SourceTooLarge as exc:
-            if exc.rule == "too_many_rows":
-                raise request_error("file", "too_many_rows", f"more than {limits.max_rows} rows") from None
-            message = f"decompresses to more than {limits.max_decoded_bytes} bytes"
-            raise request_error("file", "upload_too_large", message) from None
+            rule, message = _source_refusal(exc.rule, limits)
+            raise request_error("file", rule, message) from None
         except Exception:
             raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
-        if len(raw) == 0:
+        # A CSV with rows but none of the model's columns reads as no columns and no rows: the
+        # scan's count tells it from an empty file, and features() then names the missing column.
+        if len(raw) == 0 and (len(raw.columns) or not csv_rows):
             raise request_error("file", "file_empty", "the file has no rows")
         if len(raw) > self.settings.max_batch_records:
             raise request_error("file", "too_many_rows", f"more than {self.settings.max_batch_records} rows")
@@ -206,7 +211,10 @@ class VitalCheckAPI:
         }
         return ModelList(models=served, reference_tables=tables)
 
-    def _check_shape(self, path: Path) -> None:
+    def _decoded_cap(self) -> int:
+        return min(loaders.MAX_DECODED_BYTES, UNPACKED_PARQUET_FACTOR * self.settings.max_upload_bytes)
+
+    def _check_shape(self, path: Path, columns: Sequence[str]) -> bool:
         """Refuse, before parsing, a file whose shape would make parsing it a denial of service.
 
         A Parquet file of a few kB can hold tens of millions of rows (or highly compressible
@@ -215,7 +223,13 @@ class VitalCheckAPI:
         compressed upload (recognised by its magic bytes, never its name) is refused; the
         Parquet footer gives rows, columns and uncompressed size; a CSV's header record,
         parsed with its quoting and at most ``CSV_HEADER_MAX_BYTES`` long, gives its columns, and
-        the first data row may not be wider.
+        the first data row may not be wider. A Parquet footer is refused over
+        ``PARQUET_FOOTER_MAX_BYTES`` before it is parsed, then with more than
+        ``loaders.MAX_ROW_GROUPS`` row groups, or when the model's ``columns`` (the only ones
+        read) are declared to decode to more than the decoded-byte cap.
+
+        Returns:
+            whether the file is Parquet (else it is read as CSV).
         """
         limits = self.settings
         with open(path, "rb") as fh:
@@ -224,27 +238,40 @@ class VitalCheckAPI:
         if compression is not None:
             message = f"{compression}-compressed files are not accepted: upload plain CSV or Parquet"
             raise request_error("file", "compressed_upload", message)
-        if head[:4] == b"PAR1":
+        is_parquet = head[:4] == b"PAR1"
+        if is_parquet:
+            if _parquet_footer_length(path) > PARQUET_FOOTER_MAX_BYTES:
+                message = f"the Parquet footer is longer than {PARQUET_FOOTER_MAX_BYTES} bytes"
+                raise request_error("file", "footer_too_large", message)
             try:
                 meta = pq.read_metadata(path)
+                read = set(loaders.parquet_columns(meta.schema.to_arrow_schema(), columns))
             except Exception:
                 raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
-            columns = meta.num_columns
+            n_columns = meta.num_columns
+            if meta.num_row_groups > loaders.MAX_ROW_GROUPS:
+                message = f"more than {loaders.MAX_ROW_GROUPS} Parquet row groups"
+                raise request_error("file", "too_many_row_groups", message)
             if meta.num_rows > limits.max_batch_records:
                 raise request_error("file", "too_many_rows", f"more than {limits.max_batch_records} rows")
-            unpacked = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-            if unpacked > UNPACKED_PARQUET_FACTOR * limits.max_upload_bytes:
-                message = f"decompresses to more than {UNPACKED_PARQUET_FACTOR * limits.max_upload_bytes} bytes"
+            unpacked = sum(
+                group.column(j).total_uncompressed_size
+                for group in (meta.row_group(i) for i in range(meta.num_row_groups))
+                for j in range(group.num_columns)
+                if group.column(j).path_in_schema in read
+            )
+            if unpacked > self._decoded_cap():
+                message = f"decompresses to more than {self._decoded_cap()} bytes"
                 raise request_error("file", "upload_too_large", message)
         else:
             header = _csv_record_fields(head)
             if header is None:
                 message = f"header row longer than {CSV_HEADER_MAX_BYTES} bytes"
                 raise request_error("file", "header_too_long", message)
-            columns, header_end = header
-        if columns > limits.max_upload_columns:
+            n_columns, header_end = header
+        if n_columns > limits.max_upload_columns:
             raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
-        if not head.startswith(b"PAR1"):
+        if not is_parquet:
             # pandas takes the first data row's width as the width of every row (refusing any
             # wider row at once), so a first row wider than the header would make it read
             # every field of every row: check that one row here.
@@ -252,8 +279,9 @@ class VitalCheckAPI:
             if header_end < len(head) and first_row is None:
                 message = f"the first data row is longer than {CSV_HEADER_MAX_BYTES} bytes"
                 raise request_error("file", "row_too_long", message)
-            if first_row is not None and first_row[0] > columns:
+            if first_row is not None and first_row[0] > n_columns:
                 raise request_error("file", "row_too_wide", "a row has more fields than the header")
+        return is_parquet
 
     def _check_size(self, field: str, path: Path) -> None:
         if path.stat().st_size > self.settings.max_upload_bytes:
@@ -336,6 +364,115 @@ def _csv_record_fields(head: bytes, pos: int = 0) -> tuple[int, int] | None:
                 pos += 1
             return columns, pos
     return (columns, len(buf)) if complete else None
+
+
+def _parquet_footer_length(path: Path) -> int:
+    """The footer length a Parquet file's last 8 bytes declare (0 when the file is too short to tell)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, 2) < 12:
+            return 0
+        fh.seek(-8, 2)
+        return int.from_bytes(fh.read(4), "little")
+
+
+def _source_refusal(rule: str, limits: loaders.UploadLimits) -> tuple[str, str]:
+    """The (rule, message) of a :class:`loaders.SourceTooLarge` refusal."""
+    if rule == "too_many_bytes":
+        return "upload_too_large", f"decompresses to more than {limits.max_decoded_bytes} bytes"
+    messages = {
+        "too_many_rows": f"more than {limits.max_rows} rows",
+        "too_many_row_groups": f"more than {limits.max_row_groups} Parquet row groups",
+        "cell_too_long": f"a cell is longer than {limits.max_cell_bytes} bytes",
+        "unsupported_column_type": "a column the model reads has a nested Parquet type (list, struct or map)",
+    }
+    return rule, messages[rule]
+
+
+CSV_CELL_MAX_CHARS = loaders.MAX_CELL_BYTES
+"""Longest data cell of an uploaded CSV, in characters (the schema accepts 200 per text field)."""
+
+_LONG_PLAIN_CELL = re.compile(f"[^,\r\n]{{{CSV_CELL_MAX_CHARS + 1}}}")
+
+
+class _CsvLines:
+    """The lines of a CSV file for :func:`_scan_csv`: each record at most ``CSV_HEADER_MAX_BYTES`` long, no NUL."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.pushed: str | None = None  # a line already read (and checked), handed to csv.reader next
+        self.record = 0  # characters of the current record so far
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pushed is not None:
+            line, self.pushed = self.pushed, None
+            return line
+        line = self.fh.readline(CSV_HEADER_MAX_BYTES + 1)
+        if not line:
+            raise StopIteration
+        if "\x00" in line:
+            raise request_error("file", "nul_byte", "the file holds a NUL byte")
+        self.record += len(line)
+        if self.record > CSV_HEADER_MAX_BYTES:
+            raise request_error("file", "row_too_long", f"a row is longer than {CSV_HEADER_MAX_BYTES} bytes")
+        return line
+
+
+def _scan_csv(path: Path, max_rows: int) -> int:
+    """Stream every record of an uploaded CSV once, in bounded memory, before pandas parses it.
+
+    The records are those pandas' C parser reads (comma, double-quote quoting with doubled
+    quotes, CR/LF/CRLF, a UTF-8 byte-order mark, blank lines skipped). A line without a quote
+    is checked as text (fields = commas + 1, a run of over ``CSV_CELL_MAX_CHARS`` non-commas is
+    a long cell); one with a quote is parsed by :mod:`csv` (its default field limit, 128 KiB,
+    is left alone: it is process-wide, and no record may exceed 64 KiB anyway).
+
+    Returns:
+        the number of data records (after the header record).
+
+    Raises:
+        ValidationError: ``row_too_long`` (a record over ``CSV_HEADER_MAX_BYTES``), ``nul_byte``,
+            ``row_too_wide`` (more fields than the header), ``cell_too_long``, ``too_many_rows``
+            (stops at ``max_rows + 1`` records), ``file_unreadable`` (not UTF-8).
+
+    """
+    header = None
+    rows = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            lines = _CsvLines(fh)
+            reader = csv.reader(lines, strict=False)
+            while True:
+                lines.record = 0
+                line = next(lines, None)
+                if line is None:
+                    break
+                if '"' in line:
+                    lines.pushed = line
+                    fields = next(reader, [])
+                    width, longest = len(fields), max(map(len, fields), default=0)
+                elif not line.strip():
+                    continue  # pandas skips blank lines
+                else:
+                    body = line.rstrip("\r\n")
+                    width = body.count(",") + 1
+                    longest = CSV_CELL_MAX_CHARS + 1 if _LONG_PLAIN_CELL.search(body) else 0
+                if header is None:
+                    header = width
+                    continue
+                rows += 1
+                if rows > max_rows:
+                    raise request_error("file", "too_many_rows", f"more than {max_rows} rows")
+                if width > header:
+                    raise request_error("file", "row_too_wide", "a row has more fields than the header")
+                if longest > CSV_CELL_MAX_CHARS:
+                    message = f"a cell is longer than {CSV_CELL_MAX_CHARS} characters"
+                    raise request_error("file", "cell_too_long", message)
+    except (UnicodeDecodeError, csv.Error):
+        raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+    return rows
 
 
 def _relabel(exc: ValidationError, field: str) -> ValidationError:

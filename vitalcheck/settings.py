@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         4096 * 4096,
         ge=64 * 64,
-        description="Largest accepted image, in pixels (width × height), checked before decoding.",
+        description="Largest accepted image, in pixels (width × height), checked before decoding. The memory "
+        "decoding needs is bounded separately (vitalcheck.imaging.MAX_DECODED_BYTES, 40 MiB: a 4096×4096 "
+        "grayscale image or any baseline JPEG passes, a 4096×4096 RGB(A) PNG does not).",
     )
     api_token: SecretStr | None = Field(
         None,

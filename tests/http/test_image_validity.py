@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.utils.images import document_page, phantom_slice, photo_like
+from tests.utils.images import document_page, phantom_slice, photo_like, random_ellipses, tiled
 from tests.utils.payloads import mri_test_image, png_bytes
 
 IMAGE = "/api/v1/imaging/brain-tumor"
@@ -31,6 +31,8 @@ NOT_SLICES = {
     ),
     "coloured-photo": lambda: _encode(photo_like(), "JPEG"),
     "document-page": lambda: _encode(document_page()),
+    "random-ellipses": lambda: _encode(random_ellipses(0)),
+    "phantom-tiled-2x2": lambda: _encode(tiled(phantom_slice(), 2)),
 }
 
 
@@ -76,3 +78,21 @@ def test_undecodable_upload_keeps_its_rule(http):
     response = http.post(IMAGE, files={"image": ("x.png", png_bytes((128, 128))[:60], "image/png")})
     assert response.status_code == 400
     assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [(["image"], "image_rejected")]
+
+
+def test_big_real_slice_is_answered(http, data_dir):
+    """A real slice upscaled to 4096x4096 (within the pixel cap) is decoded at reduced scale and answered."""
+    image = mri_test_image(data_dir, "glioma")
+    with Image.open(image) as img:
+        big = img.convert("L").resize((4096, 4096), Image.Resampling.BICUBIC)
+    response = http.post(IMAGE, files={"image": ("big.jpg", _encode(big, "JPEG"), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    assert response.json()["warnings"] == []
+
+
+def test_colour_png_too_large_to_decode_is_refused(http):
+    """A 4096x4096 16-bit RGBA PNG of zeros (~130 KB) is refused from its header, before decoding."""
+    response = http.post(IMAGE, files={"image": ("zeros.png", _encode(Image.new("RGBA", (4096, 4096))), "image/png")})
+    assert response.status_code == 400, response.text
+    [entry] = response.json()["detail"]
+    assert entry["type"] == "image_rejected" and entry["msg"].startswith("decoding needs more than ")

@@ -125,13 +125,16 @@ def test_csv_is_read_with_compression_off(api_with, tmp_path, stroke_csv, parsed
 
 
 def test_row_limit_stops_the_parser(api_with, tmp_path, data_dir, parsed):
-    """A CSV of 40 x the limit is refused after limit + 1 rows were parsed, not all of them."""
+    """A CSV of 40 x the limit is refused by the pre-scan after limit + 1 records, before pandas;
+    read_source itself parses at most limit + 1 rows."""
     limit = 25
     source = pd.read_csv(data_file("stroke", data_dir))
     path = tmp_path / "rows.csv"
     source.head(40 * limit).to_csv(path, index=False)
     parsed.clear()
     assert _refused(api_with(max_batch_records=limit).file, "stroke", path) == {("file",): "too_many_rows"}
+    assert not parsed
+    loaders.read_source(path, loaders.UploadLimits(max_rows=limit, max_decoded_bytes=1 << 20))
     assert [(reader, kwargs["nrows"]) for reader, kwargs in parsed] == [("read_csv", limit + 1)]
 
 
@@ -277,11 +280,14 @@ def test_a_first_row_wider_than_the_header_is_refused_before_parsing(http, strok
     assert not parsed
 
 
-def test_a_later_row_wider_than_the_first_is_refused_by_the_parser(http, stroke_csv):
+@pytest.mark.parametrize("fields", [100_000, 13])
+def test_a_later_row_wider_than_the_header_is_refused_before_parsing(http, stroke_csv, parsed, fields):
+    """pandas refused it too, but only after tokenizing it (was malformed_file / file_unreadable)."""
     header, first = stroke_csv.split(b"\n", 2)[:2]
-    wide = b",".join([b"1"] * 100_000) + b"\n"
-    locations = error(upload(http, "stroke", "rows.csv", header + b"\n" + first + b"\n" + wide * 10))
-    assert list(locations.values()) in (["malformed_file"], ["file_unreadable"])
+    wide = b",".join([b"1"] * fields) + b"\n"
+    rule = "row_too_long" if fields == 100_000 else "row_too_wide"
+    assert error(upload(http, "stroke", "rows.csv", header + b"\n" + first + b"\n" + wide * 10)) == {("file",): rule}
+    assert not parsed
 
 
 def test_a_first_row_longer_than_the_cap_is_refused(http, stroke_csv, parsed):
@@ -291,3 +297,188 @@ def test_a_first_row_longer_than_the_cap_is_refused(http, stroke_csv, parsed):
         ("file",): "row_too_long"
     }
     assert not parsed
+
+
+# ---- only the model's columns are read; cells, row groups, records bounded before pandas -------------
+
+
+def _insurance(data_dir, rows=75):
+    return pd.read_csv(data_file("insurance", data_dir)).head(rows)
+
+
+def _parquet(frame, **options):
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", list(DATA_FILES))
+def test_source_columns_are_exactly_what_features_reads(name, data_dir):
+    raw = loaders.read_source(data_file(name, data_dir)).head(20)
+    columns = loaders.source_columns(name)
+    only = raw[[c for c in raw.columns if c in {" ".join(k.split()) for k in columns}]]
+    assert len(only.columns) == len(columns)
+    pd.testing.assert_frame_equal(loaders.features(name, only), loaders.features(name, raw))
+    for column in columns:
+        with pytest.raises(loaders.MissingColumnError) as info:
+            loaders.features(name, only.drop(columns=" ".join(column.split())))
+        assert info.value.column == column
+
+
+def _old_answer(api, name, path):
+    """What file() answered before (every column read, no pre-scan): predictions or the error locations."""
+    from pydantic import ValidationError
+
+    features = loaders.features(name, loaders.read_source(path))
+    rows = features.astype(object).where(features.notna(), None).to_dict("records")
+    try:
+        return api.batch(name, api._row_adapters[name].validate_python(rows)).model_dump()
+    except ValidationError as exc:
+        return sorted(str(e["loc"][1:]) + e["type"] for e in exc.errors())
+
+
+@pytest.mark.parametrize("name", list(DATA_FILES))
+def test_every_data_set_file_scores_exactly_as_before(name, api_with, data_dir, tmp_path):
+    from pydantic import ValidationError
+
+    api = api_with()
+    source = data_file(name, data_dir)
+    parquet = tmp_path / "rows.parquet"
+    loaders.read_source(source).to_parquet(parquet)
+    for path in (source, parquet):
+        try:
+            answer = api.file(name, path).model_dump()
+        except ValidationError as exc:
+            answer = sorted(str(e["loc"][1:]) + e["type"] for e in exc.errors())
+        assert answer == _old_answer(api, name, path)
+
+
+def test_parquet_long_strings_in_a_read_column_are_refused_before_pandas(http, data_dir, parsed):
+    """Regression: 75 x 1 MiB `region` strings (1.9 kB zstd) passed the 80 MB cap: literal_error after +401 MB."""
+    frame = _insurance(data_dir).assign(region="x" * (1 << 20))
+    content = _parquet(frame, compression="zstd")
+    assert len(content) < 8192
+    assert error(upload(http, "insurance", "rows.parquet", content)) == {("file",): "upload_too_large"}
+    frame = _insurance(data_dir).assign(region=["x" * 5000 + str(i) for i in range(75)])  # 375 kB: under the cap
+    assert error(upload(http, "insurance", "rows.parquet", _parquet(frame))) == {("file",): "cell_too_long"}
+    assert not [reader for reader, _ in parsed if reader == "read_parquet"]
+
+
+def test_parquet_unused_columns_are_never_read(http, data_dir, parsed, monkeypatch):
+    """Regression: 1 MiB strings in an extra column were decoded and converted (+204 MB); now not read."""
+    seen = []
+    features = loaders.features
+    monkeypatch.setattr(loaders, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
+    frame = _insurance(data_dir)
+    parsed.clear()
+    answer = upload(
+        http, "insurance", "rows.parquet", _parquet(frame.assign(notes="x" * (1 << 20)), compression="zstd")
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == upload(http, "insurance", "rows.parquet", _parquet(frame)).json()
+    assert seen[0] == list(loaders.source_columns("insurance"))
+    assert [kwargs.get("columns") for reader, kwargs in parsed][0] == list(loaders.source_columns("insurance"))
+
+
+def test_parquet_with_many_row_groups_is_refused_from_its_footer(http, api_with, data_dir, parsed, tmp_path):
+    """Regression: 10 000 one-row row groups (11 MB) were read: 5.6 s CPU, +352 MB."""
+    content = _parquet(_insurance(data_dir, loaders.MAX_ROW_GROUPS + 1), row_group_size=1)
+    table = pa.Table.from_pandas(_insurance(data_dir), preserve_index=False)
+    parsed.clear()
+    assert pq.read_metadata(io.BytesIO(content)).num_row_groups == loaders.MAX_ROW_GROUPS + 1
+    assert error(upload(http, "insurance", "rows.parquet", content)) == {("file",): "too_many_row_groups"}
+    path = tmp_path / "footer.parquet"  # a footer of 7 MB (3 MiB of key-value metadata) is refused unparsed
+    pq.write_table(table.replace_schema_metadata({"notes": "x" * (3 << 20)}), path)
+    assert _refused(api_with().file, "insurance", path) == {("file",): "footer_too_large"}
+    assert not parsed
+
+
+def test_parquet_row_groups_are_capped_while_reading(tmp_path, monkeypatch):
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"Glucose": list(range(100))}), path, row_group_size=10)
+    monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
+    with pytest.raises(loaders.SourceTooLarge) as info:
+        loaders.read_source(path, loaders.UploadLimits(max_rows=1000, max_decoded_bytes=1 << 20, max_row_groups=9))
+    assert info.value.rule == "too_many_row_groups"
+
+
+def test_parquet_nested_read_columns_are_refused(api_with, data_dir, tmp_path, parsed):
+    frame = _insurance(data_dir).assign(region=[["x"] * 1000] * 75)
+    path = tmp_path / "rows.parquet"
+    path.write_bytes(_parquet(frame))
+    assert _refused(api_with().file, "insurance", path) == {("file",): "unsupported_column_type"}
+    assert not [reader for reader, _ in parsed if reader == "read_parquet"]
+
+
+def test_the_decoded_byte_cap_is_what_a_legit_maximal_file_needs(api_with, data_dir, tmp_path):
+    """16 MiB (not 4 x the upload limit, 80 MiB): 10 000 breast-cancer rows decode to ~2.6 MB and pass."""
+    assert api_with()._decoded_cap() == loaders.MAX_DECODED_BYTES == 16 << 20
+    path = tmp_path / "rows.parquet"
+    source = pd.read_csv(data_file("breast_cancer", data_dir))
+    pd.concat([source] * 21).head(10_000).to_parquet(path)
+    assert len(api_with().file("breast_cancer", path).predictions) == 10_000
+
+
+@pytest.mark.parametrize(
+    "tail, rule",
+    [
+        (b"," * (2 << 20) + b"\n", "row_too_long"),  # regression: 19 MB of commas, +204 MB in pandas' tokenizer
+        (b"\0" * (2 << 20), "nul_byte"),  # regression: 19 MB of NUL bytes, +216 MB
+        (b"1,2\0,3\n", "nul_byte"),
+        (b"Male," + b"7" * 1001 + b",0\n", "cell_too_long"),
+        (b'"' + b"x" * 5000 + b'",1\n', "cell_too_long"),
+        (b'"' + b"a\n" * 40_000 + b'",1\n', "row_too_long"),  # a quoted cell of many lines
+        (b",".join([b"1"] * 13) + b"\n", "row_too_wide"),
+        (b'"1","2","3","4","5","6","7","8","9","10","11","12","13"\n', "row_too_wide"),
+    ],
+    ids=[
+        "commas",
+        "nul bytes",
+        "one nul",
+        "long cell",
+        "long quoted cell",
+        "long quoted record",
+        "wide",
+        "quoted wide",
+    ],
+)
+def test_a_later_hostile_record_is_refused_before_pandas(http, stroke_csv, parsed, tail, rule):
+    header, first, second = stroke_csv.split(b"\n", 3)[:3]
+    content = header + b"\n" + first + b"\n" + second + b"\n" + tail
+    assert error(upload(http, "stroke", "rows.csv", content)) == {("file",): rule}
+    assert not parsed
+
+
+def test_csv_extra_columns_are_not_parsed(http, stroke_csv, parsed, monkeypatch):
+    """Regression: 990 one-character extra columns x 9 906 rows (19.9 MB) were all parsed: +150 MB, 2.2 s."""
+    seen = []
+    features = loaders.features
+    monkeypatch.setattr(loaders, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
+    lines = stroke_csv.rstrip(b"\n").split(b"\n")[:300]
+    extra, cells = b"".join(b",x%d" % i for i in range(900)), b",1" * 900
+    content = b"\n".join([lines[0] + extra] + [line + cells for line in lines[1:]]) + b"\n"
+    answer = upload(http, "stroke", "rows.csv", content)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == upload(http, "stroke", "rows.csv", b"\n".join(lines) + b"\n").json()
+    assert seen[0] == list(loaders.source_columns("stroke"))
+    assert callable(parsed[0][1]["usecols"])
+
+
+def test_csv_columns_match_with_stray_spaces_and_missing_ones_are_named(http, data_dir):
+    source = pd.read_csv(data_file("insurance", data_dir)).head(5)
+    spaced = source.rename(columns={"bmi": " bmi ", "smoker": "smoker  "})
+    answer = upload(http, "insurance", "rows.csv", spaced.to_csv(index=False))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == upload(http, "insurance", "rows.csv", source.to_csv(index=False)).json()
+    missing = upload(http, "insurance", "rows.csv", source.drop(columns="bmi").to_csv(index=False))
+    assert error(missing) == {("file",): "missing_column"} and "'bmi'" in missing.json()["detail"][0]["msg"]
+    unrelated = upload(http, "insurance", "rows.csv", "a,b\n1,2\n3,4\n")  # rows but none of the model's columns
+    assert error(unrelated) == {("file",): "missing_column"}
+    assert error(upload(http, "insurance", "rows.csv", "a,b\n")) == {("file",): "file_empty"}
+
+
+def test_csv_with_a_byte_order_mark_and_crlf_scores_as_plain(http, stroke_csv):
+    rows = stroke_csv[:5000].rsplit(b"\n", 1)[0]
+    answer = upload(http, "stroke", "rows.csv", b"\xef\xbb\xbf" + rows.replace(b"\n", b"\r\n"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == upload(http, "stroke", "rows.csv", rows).json()

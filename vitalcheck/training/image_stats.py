@@ -47,6 +47,9 @@ DECIMALS = 3
 ONE_SIDED_LOW: frozenset[str] = frozenset({"relative_range"})
 """Statistics whose central range has only a lower bound (their upper end is the physical one)."""
 
+ONE_SIDED_HIGH: frozenset[str] = frozenset({"flat_share", "periodicity"})
+"""Statistics whose central range has only an upper bound (its lower end is the physical 0)."""
+
 _LIMITS = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
 
 
@@ -101,7 +104,7 @@ def central_range(stats: pd.DataFrame, quantiles: tuple[float, float] = SLICE_VA
 
     Returns:
         Tuple of ``(name, low, high)`` in the order of :data:`SliceValidity.central`; ``high``
-        is infinite for :data:`ONE_SIDED_LOW` statistics.
+        is infinite for :data:`ONE_SIDED_LOW` statistics, ``low`` is 0 for :data:`ONE_SIDED_HIGH` ones.
 
     """
     scale = 10**DECIMALS
@@ -109,7 +112,7 @@ def central_range(stats: pd.DataFrame, quantiles: tuple[float, float] = SLICE_VA
     for name, _, _ in SLICE_VALIDITY.central:
         lo = math.floor(float(np.percentile(stats[name], quantiles[0])) * scale) / scale
         hi = math.ceil(float(np.percentile(stats[name], quantiles[1])) * scale) / scale
-        out.append((name, lo, math.inf if name in ONE_SIDED_LOW else hi))
+        out.append((name, 0.0 if name in ONE_SIDED_HIGH else lo, math.inf if name in ONE_SIDED_LOW else hi))
     return tuple(out)
 
 

@@ -18,7 +18,7 @@ life expectancy: country).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,6 +267,27 @@ _FEATURE_BUILDERS: dict[str, Callable[[pd.DataFrame, str | Path], pd.DataFrame]]
 }
 
 
+MAX_DECODED_BYTES = 16 << 20
+"""Most bytes the columns a model reads from an uploaded Parquet file may decode to.
+
+The largest legitimate upload is ``max_batch_records`` (10 000) rows of the widest model,
+breast cancer: 30 float64 feature columns (+ id and diagnosis) = 2.6 MB decoded, 0.4 MB as
+pandas writes it; the string-heaviest, sleep, decodes to under 4 MB. 16 MiB leaves a margin
+of 4x and bounds what the pandas conversion and row validation that follow may multiply.
+"""
+
+MAX_CELL_BYTES = 1000
+"""Longest text cell (bytes in Parquet, characters in CSV) an upload may hold in a column the model reads.
+
+The request schema accepts at most 200 characters per text field (``str_max_length``), so a
+longer cell can only be refused later; refusing it before conversion keeps 1 MiB strings
+from being copied through pandas and validation.
+"""
+
+MAX_ROW_GROUPS = 64
+"""Most row groups of an uploaded Parquet file (pandas writes one per million rows, so a legit upload has 1)."""
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """Bounds on what an untrusted file may expand to while :func:`read_source` reads it.
@@ -274,17 +295,25 @@ class UploadLimits:
     Attributes:
         max_rows: most data rows; reading stops after ``max_rows + 1`` so the caller can tell
             "too many" without the rest of the file being parsed.
-        max_decoded_bytes: most bytes a Parquet file's columns may decode to (strings counted
+        max_decoded_bytes: most bytes the Parquet columns read may decode to (strings counted
             at their expanded length, so a dictionary- or RLE-encoded column cannot multiply).
+        max_row_groups: most Parquet row groups (each costs footer parsing and a read call).
+        max_cell_bytes: longest Parquet string or binary cell in the columns read.
 
     """
 
     max_rows: int
     max_decoded_bytes: int
+    max_row_groups: int = MAX_ROW_GROUPS
+    max_cell_bytes: int = MAX_CELL_BYTES
 
 
 class SourceTooLarge(ValueError):
-    """An untrusted file breaks one of its :class:`UploadLimits`; ``rule`` is ``too_many_rows`` or ``too_many_bytes``."""
+    """An untrusted file breaks one of its :class:`UploadLimits`; ``rule`` names which.
+
+    ``too_many_rows``, ``too_many_bytes``, ``too_many_row_groups``, ``cell_too_long``, or
+    ``unsupported_column_type`` (a nested Parquet column: list, struct, map, union).
+    """
 
     def __init__(self, rule: str) -> None:
         super().__init__(rule)
@@ -294,38 +323,90 @@ class SourceTooLarge(ValueError):
 _PARQUET_BATCH_ROWS = 1024
 
 
-def _check_parquet(path: str | Path, limits: UploadLimits) -> None:
-    """Stream a Parquet file batch by batch with running row and decoded-byte caps; keeps nothing.
+def source_columns(name: str) -> tuple[str, ...]:
+    """The source columns :func:`features` reads for model ``name``, each once, in catalog order.
 
-    String and binary columns are read dictionary-encoded, and their size is the sum of the
-    lengths their rows expand to, computed without expanding them.
+    Every feature is read from its catalog ``source_column``; the sleep model's systolic and
+    diastolic pressures are both split from ``Blood Pressure``, which is their source column.
+    Names are as in the source format (match them with stray spaces ignored, as
+    :func:`features` does). Targets and other non-feature columns are not included.
+
+    Raises:
+        KeyError: ``name`` is not a tabular model.
+
+    """
+    return tuple(dict.fromkeys(feat.source_column for feat in TABULAR_MODELS[name].features))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return any(
+        check(kind)
+        for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    )
+
+
+def parquet_columns(schema: pa.Schema, columns: Sequence[str] | None) -> list[str]:
+    """The top-level Parquet columns :func:`read_source` reads for ``columns``: the matches and any stored index.
+
+    ``columns`` are source names matched with stray spaces ignored; ``None`` means all of them.
+    """
+    if columns is None:
+        return list(schema.names)
+    wanted = {_norm(c) for c in columns}
+    index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+    return [n for n in schema.names if _norm(n) in wanted or n in index]
+
+
+def _check_parquet(path: str | Path, limits: UploadLimits, read: list[str]) -> None:
+    """Stream the columns ``read`` of a Parquet file batch by batch under running caps; keeps nothing.
+
+    The footer's row-group count and the read columns' uncompressed chunk sizes are checked
+    first. String and binary columns are read dictionary-encoded, and their size is the sum of
+    the lengths their rows expand to, computed without expanding them; their longest value is
+    checked against ``max_cell_bytes`` before any conversion.
     """
     meta = pq.read_metadata(path)
+    if meta.num_row_groups > limits.max_row_groups:
+        raise SourceTooLarge("too_many_row_groups")
+    schema = pq.read_schema(path)
+    for name in read:
+        kind = schema.field(name).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_nested(kind):
+            raise SourceTooLarge("unsupported_column_type")
+    wanted = set(read)
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
-        chunks = sum(group.column(j).total_uncompressed_size for j in range(group.num_columns))
-        if max(chunks, group.total_byte_size) > limits.max_decoded_bytes:
+        chunks = (group.column(j) for j in range(group.num_columns))
+        if sum(c.total_uncompressed_size for c in chunks if c.path_in_schema in wanted) > limits.max_decoded_bytes:
             raise SourceTooLarge("too_many_bytes")
-    schema = pq.read_schema(path)
-    strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    strings += [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    strings = [name for name in read if _is_text(schema.field(name).type)]
     reader = pq.ParquetFile(path, read_dictionary=strings, metadata=meta)
     rows = size = 0
-    for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS, use_threads=False):
+    for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=read, use_threads=False):
         rows += batch.num_rows
         if rows > limits.max_rows:
             raise SourceTooLarge("too_many_rows")
-        for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            if name in strings and pa.types.is_dictionary(column.type):
-                lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
-                size += (pc.sum(lengths).as_py() or 0) + 8 * len(column)
+        longest = 0
+        for column in batch.columns:
+            if pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
+                lengths = pc.binary_length(column.dictionary)
+                size += (pc.sum(pc.take(lengths, column.indices)).as_py() or 0) + 8 * len(column)
+                longest = max(longest, pc.max(lengths).as_py() or 0)
             else:
                 size += column.nbytes
+                if _is_text(column.type):
+                    longest = max(longest, pc.max(pc.binary_length(column)).as_py() or 0)
         if size > limits.max_decoded_bytes:
             raise SourceTooLarge("too_many_bytes")
+        if longest > limits.max_cell_bytes:
+            raise SourceTooLarge("cell_too_long")
 
 
-def read_source(path: str | Path, limits: UploadLimits | None = None) -> pd.DataFrame:
+def read_source(
+    path: str | Path, limits: UploadLimits | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Read a CSV or Parquet file in a data set's source format, with its missing-value codes.
 
     Parquet is recognised by its magic bytes; anything else is read as CSV with the loaders'
@@ -337,7 +418,12 @@ def read_source(path: str | Path, limits: UploadLimits | None = None) -> pd.Data
             the file name (pandas would otherwise pick a decompressor from a ``.gz``/``.zip``
             suffix), at most ``max_rows + 1`` rows, and never with an implicit index (a row
             wider than the header cannot turn its extra fields into index levels). Parquet is
-            first streamed under the row and decoded-byte caps. ``None`` (training): as before.
+            first streamed under the row-group, row, decoded-byte and cell-length caps.
+            ``None`` (training): as before.
+        columns: read only these source columns (e.g. :func:`source_columns`), matched with
+            stray spaces ignored; others are never decoded. A column absent from the file is
+            simply not in the frame (:func:`features` then names it). When none is present the
+            frame has no columns (a CSV one then has no rows either). ``None``: every column.
 
     Raises:
         SourceTooLarge: the file breaks ``limits``.
@@ -346,12 +432,19 @@ def read_source(path: str | Path, limits: UploadLimits | None = None) -> pd.Data
     with open(path, "rb") as fh:
         is_parquet = fh.read(4) == b"PAR1"
     if not is_parquet:
+        options: dict[str, object] = {}
+        if columns is not None:
+            wanted = {_norm(c) for c in columns}
+            options["usecols"] = lambda column: _norm(column) in wanted
         if limits is None:
-            return _read_csv(path)
-        return _read_csv(path, compression=None, index_col=False, nrows=limits.max_rows + 1)
+            return _read_csv(path, **options)
+        return _read_csv(path, compression=None, index_col=False, nrows=limits.max_rows + 1, **options)
+    read = None
+    if limits is not None or columns is not None:
+        read = parquet_columns(pq.read_schema(path), columns)
     if limits is not None:
-        _check_parquet(path, limits)
-    raw = pd.read_parquet(path)
+        _check_parquet(path, limits, read)
+    raw = pd.read_parquet(path) if columns is None else pd.read_parquet(path, columns=read)
     raw.columns = [_norm(c) for c in raw.columns]
     return raw
 
