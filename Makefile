@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 HOST ?= 127.0.0.1
-DATA_DIR ?= $(abspath ../shared/datasets)
-export VITALCHECK_DATA_DIR ?= $(DATA_DIR)
+DATA_DIR ?= $(or $(VITALCHECK_DATA_DIR),$(abspath ../shared/datasets))
+export VITALCHECK_DATA_DIR := $(DATA_DIR)
+# No usage reports to BentoML from a health-data service (the Bento's image sets the same).
+export BENTOML_DO_NOT_TRACK ?= True
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TABULAR := diabetes heart stroke breast_cancer sleep life_expectancy insurance
 PICKLES := $(foreach m,$(TABULAR),artifacts/$(m)_pipeline.pkl)

@@ -169,7 +169,9 @@ class RedactingFilter(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, ValidationError):
             entries = self.redactor.error_entries(exc)
-            where = ", ".join(f"{'.'.join(str(p) for p in e['loc'])} ({e['type']})" for e in entries[:LOGGED_ERRORS])
+            where = ", ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'} ({e['type']})" for e in entries[:LOGGED_ERRORS]
+            )
             if len(entries) > LOGGED_ERRORS:
                 where += f", and {len(entries) - LOGGED_ERRORS} more"
             record.msg = f"{record.getMessage()}: request rejected, {exc.error_count()} validation error(s): {where}"

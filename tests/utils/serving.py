@@ -102,6 +102,14 @@ class Served:
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="vitalcheck-serve-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
         self.ready_s: float | None = None
+        # A BENTOML_HOME of its own, sharing the models: `bentoml serve` empties
+        # BENTOML_HOME/prometheus_multiproc_dir when it starts, which would wipe the metrics
+        # of another server running on the same home.
+        self.home = Path(tempfile.mkdtemp(prefix="vitalcheck-serve-home-"))
+        models = Path(self.env.get("BENTOML_HOME", Path.home() / "bentoml")) / "models"
+        if models.is_dir():
+            (self.home / "models").symlink_to(models.resolve(), target_is_directory=True)
+            self.env["BENTOML_HOME"] = str(self.home)
 
     def __enter__(self) -> Served:
         self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in __exit__)
@@ -117,6 +125,7 @@ class Served:
         if self.process is not None:
             stop(self.process)
         self._log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def log(self) -> str:
         """Everything the server wrote so far."""
