@@ -444,6 +444,7 @@ def _scan_csv(path: Path, max_rows: int) -> int:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             lines = _CsvLines(fh)
             reader = csv.reader(lines, strict=False)
+            blank = 0
             while True:
                 lines.record = 0
                 line = next(lines, None)
@@ -454,7 +455,10 @@ def _scan_csv(path: Path, max_rows: int) -> int:
                     fields = next(reader, [])
                     width, longest = len(fields), max(map(len, fields), default=0)
                 elif not line.strip():
-                    continue  # pandas skips blank lines
+                    blank += 1  # pandas skips blank lines, but each still costs it time
+                    if blank > max_rows:
+                        raise request_error("file", "too_many_blank_lines", f"more than {max_rows} blank lines")
+                    continue
                 else:
                     body = line.rstrip("\r\n")
                     width = body.count(",") + 1

@@ -292,8 +292,14 @@ def _check_container(data: bytes) -> int:
         segments, scans = _jpeg_layout(data)
         if segments > MAX_METADATA_SEGMENTS:
             raise ImageRejected(f"more than {MAX_METADATA_SEGMENTS} JPEG header segments")
+        if scans > MAX_JPEG_SCANS:  # each scan of a progressive JPEG is decoded over the whole image
+            raise ImageRejected(f"more than {MAX_JPEG_SCANS} JPEG scans")
         return scans
     return 0
+
+
+MAX_JPEG_SCANS = 64
+"""Most scans (SOS markers) of a JPEG: libjpeg's progressive encodings use about 10."""
 
 
 def _bytes_per_pixel(mode: str) -> int:

@@ -113,6 +113,8 @@ class RequestGuard:
             return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
         if media == JSON and body and not any(k.lower() == b"content-type" for k, _ in scope.get("headers") or []):
             return await _send(send, *_unsupported(JSON))
+        if media in (JSON, MULTIPART):
+            scope = _canonical_content_type(scope)
         replay = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replayed_receive():
@@ -256,6 +258,21 @@ def _media_type_accepted(media: str, values: list[bytes]) -> bool:
         p.split("=", 1)[1].strip().strip('"').lower() for p in params if p.strip().lower().startswith("charset=")
     ]
     return media == MULTIPART or all(c in ("utf-8", "utf8") for c in charsets)
+
+
+def _canonical_content_type(scope):
+    """The scope with its Content-Type's media type in lower case: BentoML picks its parser case-sensitively.
+
+    (``MULTIPART/FORM-DATA`` passed the guard's case-insensitive check and then reached BentoML's
+    JSON parser, under the upload routes' 25 MiB limit.)
+    """
+    headers = []
+    for key, value in scope.get("headers") or []:
+        if key.lower() == b"content-type":
+            media_type, sep, params = value.partition(b";")
+            value = media_type.strip().lower() + sep + params
+        headers.append((key, value))
+    return {**scope, "headers": headers}
 
 
 def _unsupported(media: str):

@@ -84,6 +84,8 @@ def safe_address(address: str) -> str:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return "(other)" if address != "_" else address
+    if "%" in host:  # an IPv6 zone id is free text
+        return "(other)"
     return address if port.isdigit() else "(other)"
 
 

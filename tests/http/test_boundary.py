@@ -345,3 +345,11 @@ def test_encoded_secret_in_the_path_is_not_logged(http, caplog):
         raw_post(http, f"/{quote(SECRET)}".encode(), b"{}", headers={"Authorization": ""})
     assert "bentoml.access" in caplog.text
     assert SECRET not in server_log(caplog)
+
+
+def test_an_upper_case_multipart_type_does_not_reach_the_json_parser(http):
+    """Regression: MULTIPART/FORM-DATA passed the guard, then BentoML parsed the body as JSON (25 MiB limit)."""
+    body = b'{"image": [' + b"{}," * 1000 + b"{}]}"
+    response = raw_post(http, b"/api/v1/imaging/brain-tumor", body, "MULTIPART/FORM-DATA; boundary=x")
+    error = assert_shape(response, 400)
+    assert all(e["type"] != "path_type" for e in error["detail"]), error

@@ -482,3 +482,11 @@ def test_csv_with_a_byte_order_mark_and_crlf_scores_as_plain(http, stroke_csv):
     answer = upload(http, "stroke", "rows.csv", b"\xef\xbb\xbf" + rows.replace(b"\n", b"\r\n"))
     assert answer.status_code == 200, answer.text
     assert answer.json() == upload(http, "stroke", "rows.csv", rows).json()
+
+
+def test_blank_line_padding_counts_against_the_row_limit(http, stroke_csv, parsed):
+    """Regression: 20 MiB of blank lines after one row cost 10 s of parsing and answered 200."""
+    header, first = stroke_csv.split(b"\n", 2)[:2]
+    padded = header + b"\n" + first + b"\n" + b"\n" * 20_001
+    assert error(upload(http, "stroke", "rows.csv", padded)) == {("file",): "too_many_blank_lines"}
+    assert not parsed

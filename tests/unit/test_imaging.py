@@ -634,3 +634,20 @@ def test_exif_orientation_is_applied_on_the_reduced_path():
     small[:, :600] = 255
     expected = pil_to_unit(Image.fromarray(small).transpose(Image.Transpose.ROTATE_270))
     assert np.abs(unit - expected).mean() < 0.02
+
+
+def test_a_jpeg_with_a_repeated_scan_is_refused_before_decoding():
+    """Regression: a progressive JPEG whose last scan was repeated 5,000 times cost 30 s of CPU (504)."""
+    import io
+
+    from PIL import Image
+
+    from vitalcheck.imaging import MAX_JPEG_SCANS, ImageRejected, preprocess_image
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buffer, format="JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    bomb = data[:last_scan] + data[last_scan:-2] * (MAX_JPEG_SCANS + 1) + b"\xff\xd9"
+    with pytest.raises(ImageRejected, match="JPEG scans"):
+        preprocess_image(bomb, max_bytes=1 << 24, max_pixels=1 << 24)

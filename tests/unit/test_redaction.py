@@ -82,3 +82,11 @@ def test_a_path_with_commas_cannot_smuggle_fields_into_the_access_log():
     line = f"scheme=http,method=POST,path=/livez,{SECRET_KEY},type=text/plain,{SECRET_KEY},length=1"
     text = REDACTOR.access_line(line)
     assert SECRET_KEY not in text
+
+
+def test_ipv6_zone_ids_are_not_logged():
+    """Regression: ipaddress accepts '%<zone>' in an IPv6 address, so X-Forwarded-For text reached the log."""
+    from vitalcheck.redaction import safe_address
+
+    assert safe_address(f"::1%{SECRET_KEY}:0") == "(other)"
+    assert safe_address("::1:0") == "::1:0" and safe_address("127.0.0.1:5000") == "127.0.0.1:5000"
