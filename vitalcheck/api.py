@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vitalcheck.catalog import MODELS, REFERENCE_TABLES
 from vitalcheck.errors import request_error
@@ -29,6 +30,9 @@ from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList, ServedModel
 from vitalcheck.settings import Settings
 from vitalcheck.training import loaders
+
+ROW_CHUNK = 200
+"""Rows of an uploaded file validated at a time (validation stops at the first chunk with an error)."""
 
 UNPACKED_PARQUET_FACTOR = 4
 """The columns read from an uploaded Parquet file may decode to at most this many times
@@ -125,10 +129,38 @@ class VitalCheckAPI:
             ) from None
         rows = features.astype(object).where(features.notna(), None).to_dict("records")
         try:
-            records = self._row_adapters[name].validate_python(rows)
+            records = self._validate_rows(name, rows)
         except ValidationError as exc:
             raise _relabel(exc, "file") from None
         return self.batch(name, records)
+
+    def _validate_rows(self, name: str, rows: list[dict[str, Any]]) -> list[BaseModel]:
+        """Validate rows in chunks of :data:`ROW_CHUNK`, stopping at the first chunk with an error.
+
+        A file of 10,000 rows of empty cells made 300,000 errors (11 s); the answer lists at most
+        100 of them anyway.
+
+        Raises:
+            ValidationError: the first failing chunk's errors, ``loc`` starting with the row index.
+
+        """
+        adapter, records = self._row_adapters[name], []
+        for start in range(0, len(rows), ROW_CHUNK):
+            try:
+                records += adapter.validate_python(rows[start : start + ROW_CHUNK])
+            except ValidationError as exc:
+                if not start:
+                    raise
+                details = [
+                    InitErrorDetails(
+                        type=PydanticCustomError(e["type"], e["msg"]),
+                        loc=(start + e["loc"][0], *e["loc"][1:]),
+                        input=None,
+                    )
+                    for e in exc.errors(include_input=False, include_context=False, include_url=False)
+                ]
+                raise ValidationError.from_exception_data("request", details) from None
+        return records
 
     # ---- imaging, reference tables, models ---------------------------------------------------
     def brain_tumor(self, path: Path) -> Envelope:

@@ -490,3 +490,23 @@ def test_blank_line_padding_counts_against_the_row_limit(http, stroke_csv, parse
     padded = header + b"\n" + first + b"\n" + b"\n" * 20_001
     assert error(upload(http, "stroke", "rows.csv", padded)) == {("file",): "too_many_blank_lines"}
     assert not parsed
+
+
+def test_row_validation_stops_at_the_first_failing_chunk(svc, data_dir, monkeypatch):
+    """Regression: 10,000 rows of empty cells made 300,000 errors (11 s of CPU) before the 400."""
+    from pydantic import ValidationError
+
+    from vitalcheck.api import ROW_CHUNK
+
+    rows = [{"age_years": -1}] * 10_000
+    with pytest.raises(ValidationError) as info:
+        svc.api._validate_rows("insurance", rows)
+    assert max(e["loc"][0] for e in info.value.errors()) < ROW_CHUNK
+    good = pd.read_csv(data_file("insurance", data_dir)).head(1)
+    record = {"age_years": int(good.age[0]), "sex": good.sex[0], "bmi_kg_m2": float(good.bmi[0]),
+              "children": int(good.children[0]), "smoker": good.smoker[0] == "yes", "region": good.region[0]}  # fmt: skip
+    late = [record] * 5000 + [{**record, "age_years": -1}] + [record] * 10
+    with pytest.raises(ValidationError) as info:
+        svc.api._validate_rows("insurance", late)
+    assert [e["loc"][:2] for e in info.value.errors()] == [(5000, "age_years")]
+    assert len(svc.api._validate_rows("insurance", [record] * 450)) == 450
