@@ -105,10 +105,10 @@ class RequestGuard:
             return await _send(send, status, headers, page if method == "GET" else b"")
         if method == "GET" and path == "/docs.json":
             return await _corrected_openapi(self.app, scope, receive, send)
-        body = await self._read_body(receive, send, self.routes.get(path, ("", self.max_bytes))[1])
+        media, max_bytes = self.routes.get(path, (None, self.max_bytes))
+        body = await self._read_body(receive, send, max_bytes)
         if body is None:
             return None
-        media, _ = self.routes.get(path, (None, 0))
         if media == NO_BODY and body.strip() not in (b"", b"{}"):
             return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
         if media == JSON and body and not any(k.lower() == b"content-type" for k, _ in scope.get("headers") or []):
