@@ -34,7 +34,7 @@ from vitalcheck.compat import api_routes, install_connection_deadlines, install_
 from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
 from vitalcheck.preflight import check_before_workers, refuse_to_start
-from vitalcheck.redaction import Redactor, install_log_redaction
+from vitalcheck.redaction import Redactor, ignore_client_trace_context, install_log_redaction
 from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("vitalcheck")
 logger.setLevel(get_settings().log_level)
 install_log_redaction()
+ignore_client_trace_context(get_settings().accept_trace_context)
 install_upload_guard()
 install_connection_deadlines(get_settings().header_timeout_s, get_settings().keepalive_timeout_s)
 

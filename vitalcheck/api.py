@@ -9,6 +9,7 @@ method delegates to it in one line. Errors are raised as
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,15 +25,12 @@ from vitalcheck.catalog import MODELS, REFERENCE_TABLES
 from vitalcheck.errors import request_error
 from vitalcheck.imaging import ImageRejected
 from vitalcheck.registry import Registry
-from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope
+from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, validate_in_chunks
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction, MetricPercentile
 from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList, ServedModel
 from vitalcheck.settings import Settings
 from vitalcheck.training import loaders
-
-ROW_CHUNK = 200
-"""Rows of an uploaded file validated at a time (validation stops at the first chunk with an error)."""
 
 UNPACKED_PARQUET_FACTOR = 4
 """The columns read from an uploaded Parquet file may decode to at most this many times
@@ -129,38 +127,10 @@ class VitalCheckAPI:
             ) from None
         rows = features.astype(object).where(features.notna(), None).to_dict("records")
         try:
-            records = self._validate_rows(name, rows)
+            records = validate_in_chunks(rows, self._row_adapters[name].validate_python)
         except ValidationError as exc:
             raise _relabel(exc, "file") from None
         return self.batch(name, records)
-
-    def _validate_rows(self, name: str, rows: list[dict[str, Any]]) -> list[BaseModel]:
-        """Validate rows in chunks of :data:`ROW_CHUNK`, stopping at the first chunk with an error.
-
-        A file of 10,000 rows of empty cells made 300,000 errors (11 s); the answer lists at most
-        100 of them anyway.
-
-        Raises:
-            ValidationError: the first failing chunk's errors, ``loc`` starting with the row index.
-
-        """
-        adapter, records = self._row_adapters[name], []
-        for start in range(0, len(rows), ROW_CHUNK):
-            try:
-                records += adapter.validate_python(rows[start : start + ROW_CHUNK])
-            except ValidationError as exc:
-                if not start:
-                    raise
-                details = [
-                    InitErrorDetails(
-                        type=PydanticCustomError(e["type"], e["msg"]),
-                        loc=(start + e["loc"][0], *e["loc"][1:]),
-                        input=None,
-                    )
-                    for e in exc.errors(include_input=False, include_context=False, include_url=False)
-                ]
-                raise ValidationError.from_exception_data("request", details) from None
-        return records
 
     # ---- imaging, reference tables, models ---------------------------------------------------
     def brain_tumor(self, path: Path) -> Envelope:
@@ -280,7 +250,7 @@ class VitalCheckAPI:
                 read = set(loaders.parquet_columns(meta.schema.to_arrow_schema(), columns))
             except Exception:
                 raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
-            n_columns = meta.num_columns
+            n_columns, names = meta.num_columns, meta.schema.to_arrow_schema().names
             if meta.num_row_groups > loaders.MAX_ROW_GROUPS:
                 message = f"more than {loaders.MAX_ROW_GROUPS} Parquet row groups"
                 raise request_error("file", "too_many_row_groups", message)
@@ -303,6 +273,12 @@ class VitalCheckAPI:
             n_columns, header_end = header
         if n_columns > limits.max_upload_columns:
             raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
+        if not is_parquet:
+            names = next(csv.reader(io.StringIO(head[:header_end].decode("utf-8", "replace").lstrip())), [])
+        repeated = loaders.repeated_columns(names, columns)
+        if repeated:
+            # A documented source column's name, never a value.
+            raise request_error("file", "repeated_column", f"column {repeated[0]!r} appears more than once")
         if not is_parquet:
             # pandas takes the first data row's width as the width of every row (refusing any
             # wider row at once), so a first row wider than the header would make it read
@@ -513,8 +489,6 @@ def _scan_csv(path: Path, max_rows: int) -> int:
 
 def _relabel(exc: ValidationError, field: str) -> ValidationError:
     """Re-raise row validation errors under ``file`` with (row index, column) locations, without values."""
-    from pydantic_core import InitErrorDetails, PydanticCustomError
-
     details = [
         InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=(field, *e["loc"]), input=None)
         for e in exc.errors(include_input=False, include_context=False, include_url=False)

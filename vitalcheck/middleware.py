@@ -241,7 +241,9 @@ class _RedactedErrors:
             safe = [{"type": "invalid_request", "loc": ["body"], "msg": "request refused"}]
         if len(safe) > MAX_ERROR_ENTRIES:
             more = len(safe) - MAX_ERROR_ENTRIES
-            safe = [*safe[:MAX_ERROR_ENTRIES], {"type": "too_many_errors", "loc": ["body"], "msg": f"{more} more"}]
+            # Located where the errors are (body, records or file), so that a client sees which input it was.
+            where = safe[0]["loc"][:1] or ["body"]
+            safe = [*safe[:MAX_ERROR_ENTRIES], {"type": "too_many_errors", "loc": where, "msg": f"{more} more"}]
         return json.dumps({"error": error, "detail": safe}).encode()
 
 

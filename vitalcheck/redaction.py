@@ -208,3 +208,33 @@ def install_log_redaction(redactor: Redactor | None = None) -> None:
                 f.redactor = redactor
         else:
             target.addFilter(RedactingFilter(redactor))
+
+
+def ignore_client_trace_context(accept: bool) -> None:
+    """Unless ``accept``, stop continuing the W3C trace context a client sends.
+
+    BentoML's OpenTelemetry middleware continues an incoming ``traceparent`` and writes its
+    trace id into every log line of the request: a client could choose what the logs say.
+    With a propagator that extracts nothing (OpenTelemetry's public ``set_global_textmap``),
+    every request starts a trace of its own. Setting: ``VITALCHECK_ACCEPT_TRACE_CONTEXT``.
+    """
+    if accept:
+        return
+    from opentelemetry.context import Context
+    from opentelemetry.propagate import set_global_textmap
+    from opentelemetry.propagators.textmap import TextMapPropagator
+
+    class NoIncomingContext(TextMapPropagator):
+        # Not CompositePropagator([]) (OTEL_PROPAGATORS=none): its extract returns None for
+        # no context, and the ASGI middleware then fails every request.
+        def extract(self, carrier, context=None, getter=None):
+            return context if context is not None else Context()
+
+        def inject(self, carrier, context=None, setter=None):
+            return None
+
+        @property
+        def fields(self):
+            return set()
+
+    set_global_textmap(NoIncomingContext())

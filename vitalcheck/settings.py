@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         description="Seconds a request body may take to arrive in full (answered 408 above it); below the "
         "service's 30 s request timeout, so that a slow client gets 408 rather than 504.",
     )
+    accept_trace_context: bool = Field(
+        False,
+        description="Whether a request's W3C trace context (traceparent, tracestate, baggage headers) is "
+        "continued. Off: every request starts its own trace, so that no client-chosen id reaches the logs; "
+        "turn on only behind a proxy that sets these headers itself.",
+    )
     compute_threads: int = Field(
         1, ge=1, le=64, description="Threads per worker for scikit-learn/OpenMP/BLAS (1 avoids oversubscription)."
     )

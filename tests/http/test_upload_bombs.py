@@ -492,21 +492,55 @@ def test_blank_line_padding_counts_against_the_row_limit(http, stroke_csv, parse
     assert not parsed
 
 
-def test_row_validation_stops_at_the_first_failing_chunk(svc, data_dir, monkeypatch):
+def test_row_validation_stops_at_the_first_failing_chunk(svc, data_dir):
     """Regression: 10,000 rows of empty cells made 300,000 errors (11 s of CPU) before the 400."""
     from pydantic import ValidationError
 
-    from vitalcheck.api import ROW_CHUNK
+    from vitalcheck.schemas.common import RECORD_CHUNK, validate_in_chunks
 
+    validate = svc.api._row_adapters["insurance"].validate_python
     rows = [{"age_years": -1}] * 10_000
     with pytest.raises(ValidationError) as info:
-        svc.api._validate_rows("insurance", rows)
-    assert max(e["loc"][0] for e in info.value.errors()) < ROW_CHUNK
+        validate_in_chunks(rows, validate)
+    assert max(e["loc"][0] for e in info.value.errors()) < RECORD_CHUNK
     good = pd.read_csv(data_file("insurance", data_dir)).head(1)
     record = {"age_years": int(good.age[0]), "sex": good.sex[0], "bmi_kg_m2": float(good.bmi[0]),
               "children": int(good.children[0]), "smoker": good.smoker[0] == "yes", "region": good.region[0]}  # fmt: skip
     late = [record] * 5000 + [{**record, "age_years": -1}] + [record] * 10
     with pytest.raises(ValidationError) as info:
-        svc.api._validate_rows("insurance", late)
+        validate_in_chunks(late, validate)
     assert [e["loc"][:2] for e in info.value.errors()] == [(5000, "age_years")]
-    assert len(svc.api._validate_rows("insurance", [record] * 450)) == 450
+    assert len(validate_in_chunks([record] * 450, validate)) == 450
+
+
+@pytest.mark.parametrize("spelling", ["age", " age", "age  "])
+def test_a_repeated_source_column_is_refused_in_csv(http, data_dir, spelling, parsed):
+    """Regression: pandas renamed the second ``age`` to ``age.1`` and the model read the first copy silently."""
+    frame = _insurance(data_dir, rows=5)
+    parsed.clear()
+    text = frame.to_csv(index=False).splitlines()
+    header, rows = text[0] + "," + spelling, [line + ",99" for line in text[1:]]
+    body = error(upload(http, "insurance", "rows.csv", "\n".join([header, *rows]).encode()))
+    assert body == {("file",): "repeated_column"}
+    assert not parsed
+
+
+def test_a_repeated_source_column_is_refused_in_parquet(http, data_dir, parsed):
+    frame = _insurance(data_dir, rows=5)
+    parsed.clear()
+    table = pa.Table.from_arrays(
+        [*pa.Table.from_pandas(frame, preserve_index=False).columns, pa.array([99] * 5)], [*frame.columns, "bmi"]
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    assert error(upload(http, "insurance", "rows.parquet", buffer.getvalue())) == {("file",): "repeated_column"}
+    assert not parsed
+
+
+def test_a_repeated_column_the_model_does_not_read_is_accepted(http, data_dir):
+    frame = _insurance(data_dir, rows=5)
+    text = frame.to_csv(index=False).splitlines()
+    csv_text = "\n".join([text[0] + ",note,note", *[line + ",a,b" for line in text[1:]]])
+    response = upload(http, "insurance", "rows.csv", csv_text.encode())
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 5

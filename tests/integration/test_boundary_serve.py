@@ -165,6 +165,19 @@ def test_forwarded_for_text_is_not_logged(served):
     assert SECRET not in log and "fake" not in log
 
 
+def test_a_client_trace_id_is_not_logged(served):
+    """Regression: BentoML continued a client's traceparent, so the client chose the trace id in the logs."""
+    trace_id = "5ec2e7a1" * 4
+    offset = len(served.log())
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "traceparent": f"00-{trace_id}-{'1a' * 8}-01"}
+    response = httpx.post(f"{served.url}/api/v1/insurance", json={"age_years": -1}, headers=headers)
+    assert response.status_code == 400
+    time.sleep(0.5)
+    log = served.log()[offset:]
+    assert "trace=" in log and "request rejected" in log
+    assert trace_id not in log
+
+
 def test_slow_headers_are_cut_off(served):
     """Regression: one header byte every half second kept the connection for as long as the client liked."""
     trickle = b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200

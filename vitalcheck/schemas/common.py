@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vitalcheck.catalog import ModelSpec
 from vitalcheck.settings import get_settings
@@ -48,6 +58,48 @@ def json_types(kinds: dict[str, str]):
         return value
 
     return field_validator(*kinds, mode="before")(check)
+
+
+RECORD_CHUNK = 50
+"""Records validated at a time in a batch (JSON or uploaded): validation stops at the first chunk with an error."""
+
+
+def validate_in_chunks(records: list[Any], validate: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """Validate ``records`` :data:`RECORD_CHUNK` at a time, stopping at the first chunk with an error.
+
+    pydantic reports every error of every record: 10,000 empty records of a 30-field model made
+    300,000 errors and 7-11 s of one worker's CPU to build, serialise and redact them, for an
+    answer that lists at most 100. Stopping at the first failing chunk bounds that to one chunk's
+    errors; a valid batch costs one extra call per chunk.
+
+    Args:
+        records: the submitted records (a list).
+        validate: validates a list of records and returns the validated list; raises
+            ``ValidationError`` with locations starting at the index within that list.
+
+    Returns:
+        The validated records, in order.
+
+    Raises:
+        ValidationError: the first failing chunk's errors, located by the record's index in
+            ``records``; no input value is kept.
+
+    """
+    validated: list[Any] = []
+    for start in range(0, len(records), RECORD_CHUNK):
+        try:
+            validated += validate(records[start : start + RECORD_CHUNK])
+        except ValidationError as exc:
+            if not start:
+                raise
+            details = [
+                InitErrorDetails(
+                    type=PydanticCustomError(e["type"], e["msg"]), loc=(start + e["loc"][0], *e["loc"][1:]), input=None
+                )
+                for e in exc.errors(include_input=False, include_context=False, include_url=False)
+            ]
+            raise ValidationError.from_exception_data("records", details) from None
+    return validated
 
 
 def documented_keys_only():
@@ -197,11 +249,14 @@ def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[Ba
         description=f"Between 1 and {max_records} records; scored with one vectorised predict call.",
     )
 
-    def at_most(cls, records: Any) -> Any:
-        # Before the records are validated one by one: a body of millions of items is refused at once.
-        if isinstance(records, list) and len(records) > max_records:
+    def chunked(cls, records: Any, handler: Callable[[Any], Any]) -> Any:
+        # The length is checked before any record is validated: a body of millions of items is
+        # refused at once. The handler validates each chunk in the request's own (JSON) mode.
+        if not isinstance(records, list) or not records:
+            return handler(records)
+        if len(records) > max_records:
             raise PydanticCustomError("too_long", "List should have at most {max} items", {"max": max_records})
-        return records
+        return validate_in_chunks(records, handler)
 
     return create_model(
         class_name,
@@ -210,7 +265,7 @@ def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[Ba
         __doc__=f"A batch of {record_model.__name__} records.",
         __validators__={
             "documented_keys": documented_keys_only(),
-            "at_most": field_validator("records", mode="before")(at_most),
+            "chunked": field_validator("records", mode="wrap")(chunked),
         },
         records=(list[record_model], field),  # type: ignore[valid-type]
     )

@@ -18,6 +18,7 @@ life expectancy: country).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +356,17 @@ def parquet_columns(schema: pa.Schema, columns: Sequence[str] | None) -> list[st
     wanted = {_norm(c) for c in columns}
     index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
     return [n for n in schema.names if _norm(n) in wanted or n in index]
+
+
+def repeated_columns(names: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """The source ``columns`` that appear more than once among a file's column ``names`` (stray spaces ignored).
+
+    pandas renames a repeated CSV column (``age``, ``age.1``) and Parquet keeps both, so which
+    copy a model would read is arbitrary: an upload with a repeated source column is refused.
+    """
+    wanted = {_norm(c): c for c in columns}
+    seen = Counter(_norm(n) for n in names)
+    return [wanted[n] for n, count in seen.items() if count > 1 and n in wanted]
 
 
 def _check_parquet(path: str | Path, limits: UploadLimits, read: list[str]) -> None:
