@@ -5,22 +5,20 @@ Every model is referenced at class level with ``bentoml.models.BentoModel`` (so
 :class:`vitalcheck.registry.Registry`, which checks each artifact's sha256, library
 versions and golden outputs. Each API method delegates to :class:`vitalcheck.api.VitalCheckAPI`.
 
-The serving process that ``bentoml serve`` starts first stays light: it imports only BentoML,
-pydantic and the request schemas, and its :func:`preflight` checks every artifact's sha256 and
-scikit-learn version and both reference tables before any worker starts. The scientific stack
-(scikit-learn, pandas, ONNX Runtime) is imported, and the models unpickled and checked against
-their golden outputs, once per worker, in ``__init__``.
+This module imports only BentoML, pydantic and the request schemas, so ``bentoml serve``'s
+serving process stays small. Before it spawns any worker, the ``@bentoml.on_deployment`` hook
+:meth:`VitalCheck.check_artifacts` checks every artifact and table, golden outputs included, in
+a child process, and refuses to start (exit status 1, one line per failed artifact) if any fails.
+The scientific stack (scikit-learn, pandas, ONNX Runtime) is imported once per worker, in ``__init__``.
+
+Settings are read once, here (:data:`SETTINGS`), and handed to everything else.
 
 Research and education only; not a medical device.
 """
 
-from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
-
-# isort: split
 import functools
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,32 +27,67 @@ import bentoml
 from bentoml.models import BentoModel
 
 from vitalcheck.cards import ArtifactCheckError, StoredArtifact
-from vitalcheck.catalog import MODELS
-from vitalcheck.compat import api_routes, install_connection_deadlines, install_metrics_path_labels
+from vitalcheck.catalog import (
+    BRAIN_TUMOR,
+    BREAST_CANCER,
+    DIABETES,
+    HEART,
+    INSURANCE,
+    LIFE_EXPECTANCY,
+    MODELS,
+    SLEEP,
+    STROKE,
+)
+from vitalcheck.compat import (
+    api_routes,
+    install_connection_deadlines,
+    install_log_redaction,
+    install_metrics_path_labels,
+    install_upload_guard,
+)
 from vitalcheck.microbatch import MicroBatcher
 from vitalcheck.middleware import RequestGuard
 from vitalcheck.preflight import check_before_workers, refuse_to_start
-from vitalcheck.redaction import Redactor, ignore_client_trace_context, install_log_redaction
-from vitalcheck.schemas import INPUT_MODELS, insurance, life_expectancy
-from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
+from vitalcheck.redaction import Redactor, ignore_client_trace_context
+from vitalcheck.schemas import INPUT_MODELS
+from vitalcheck.schemas.breast_cancer import BreastCancerInput
+from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction, batch_input_model
+from vitalcheck.schemas.diabetes import DiabetesInput
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
+from vitalcheck.schemas.heart import HeartInput
 from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
+from vitalcheck.schemas.insurance import InsuranceInput, InsurancePrediction
+from vitalcheck.schemas.life_expectancy import LifeExpectancyInput, LifeExpectancyPrediction
 from vitalcheck.schemas.models import ModelList
+from vitalcheck.schemas.sleep import SleepInput
+from vitalcheck.schemas.stroke import StrokeInput
 from vitalcheck.settings import get_settings
-from vitalcheck.uploads import install_upload_guard
+from vitalcheck.threads import size_thread_pools
 
 if TYPE_CHECKING:
     from vitalcheck.registry import Registry
 
+SETTINGS = get_settings()
+"""The one settings object, read from the environment at import and handed to everything below."""
+
 logger = logging.getLogger("vitalcheck")
-logger.setLevel(get_settings().log_level)
+logger.setLevel(SETTINGS.log_level)
 install_log_redaction()
-ignore_client_trace_context(get_settings().accept_trace_context)
+ignore_client_trace_context(SETTINGS.accept_trace_context)
 install_upload_guard()
-install_connection_deadlines(get_settings().header_timeout_s, get_settings().keepalive_timeout_s)
+install_connection_deadlines(SETTINGS.header_timeout_s, SETTINGS.keepalive_timeout_s)
 
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
+
+_MAX = SETTINGS.max_batch_records
+DiabetesBatch = batch_input_model(DiabetesInput, "DiabetesBatchInput", _MAX)
+HeartBatch = batch_input_model(HeartInput, "HeartBatchInput", _MAX)
+StrokeBatch = batch_input_model(StrokeInput, "StrokeBatchInput", _MAX)
+BreastCancerBatch = batch_input_model(BreastCancerInput, "BreastCancerBatchInput", _MAX)
+SleepBatch = batch_input_model(SleepInput, "SleepBatchInput", _MAX)
+LifeExpectancyBatch = batch_input_model(LifeExpectancyInput, "LifeExpectancyBatchInput", _MAX)
+InsuranceBatch = batch_input_model(InsuranceInput, "InsuranceBatchInput", _MAX)
 
 
 @functools.cache
@@ -71,12 +104,6 @@ def microbatch_size_histogram():
         labelnames=["model"],
         buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     )
-
-
-_ERRORS = (
-    ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '
-    "and its rule (never the submitted value)."
-)
 
 
 def stored_locations() -> dict[str, StoredArtifact | None]:
@@ -99,54 +126,45 @@ def load_registry() -> "Registry":
     """
     from vitalcheck.registry import Registry
 
-    settings = get_settings()
-    return Registry.load(stored_locations(), settings.reference_dir, settings)
+    return Registry.load(stored_locations(), SETTINGS.reference_dir, SETTINGS)
 
 
-def _single(name: str, route: str, record_model, prediction_model, what: str):
-    async def method(self, record: record_model, /) -> Envelope[prediction_model]:
-        return await self.batchers[name].submit(record)
-
-    method.__name__ = name
-    method.__doc__ = (
-        f"{what} Send one record (JSON object with the fields below). Concurrent requests are scored "
-        f"together in one vectorised call; each answer is the one the record gets alone.{_ERRORS}"
-    )
-    return bentoml.api(route=route)(method)
+_ERRORS = (
+    ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '
+    "and its rule (never the submitted value)."
+)
 
 
-def _batch(name: str, route: str, batch_model, prediction_model, what: str):
-    def method(self, batch: batch_model, /) -> BatchEnvelope[prediction_model]:
-        return self.api.batch(name, batch.records)
+def describe(how: str):
+    """Append shared text (how to call, errors) to an endpoint's docstring, its OpenAPI description.
 
-    method.__name__ = f"{name}_batch"
-    method.__doc__ = f'{what} Send `{{"records": [...]}}`; one prediction per record, in order.{_ERRORS}'
-    return bentoml.api(route=f"{route}/batch")(method)
+    Apply below ``@bentoml.api``, which reads the docstring.
+    """
 
+    def decorate(method):
+        method.__doc__ = f"{method.__doc__} {how}{_ERRORS}"
+        return method
 
-def _file(name: str, route: str, prediction_model, what: str):
-    def method(self, file: Path) -> BatchEnvelope[prediction_model]:
-        return self.api.file(name, file)
-
-    method.__name__ = f"{name}_file"
-    method.__doc__ = (
-        f"{what} Upload (multipart field `file`) a CSV or Parquet file in the shared data set's own format "
-        f"(source column names; the target column may be absent).{_ERRORS}"
-    )
-    return bentoml.api(route=f"{route}/file")(method)
+    return decorate
 
 
-def _tabular(name: str, route: str, prediction_model, what: str):
-    record_model = INPUT_MODELS[name]
-    batch_model = getattr(sys.modules[record_model.__module__], record_model.__name__.replace("Input", "BatchInput"))
-    return (
-        _single(name, route, record_model, prediction_model, what),
-        _batch(name, route, batch_model, prediction_model, what),
-        _file(name, route, prediction_model, what),
-    )
+SINGLE = (
+    "Send one record (JSON object with the fields below). Concurrent requests are scored together in one "
+    "vectorised call; each answer is the one the record gets alone."
+)
+BATCH = (
+    'Send `{"records": [...]}`; one prediction per record, in order. Records are checked 50 at a time and '
+    "checking stops at the first block with an error."
+)
+FILE = (
+    "Upload (multipart field `file`) a CSV or Parquet file in the shared data set's own format (source column "
+    "names; the target column may be absent)."
+)
 
 
-@bentoml.service(name="vitalcheck", workers=2, traffic={"timeout": 30}, labels={"project": "vitalcheck"})
+@bentoml.service(
+    name="vitalcheck", workers=SETTINGS.worker_count(), traffic={"timeout": 30}, labels={"project": "vitalcheck"}
+)
 class VitalCheck:
     """VitalCheck health-risk models (research and education; not a medical device)."""
 
@@ -159,8 +177,18 @@ class VitalCheck:
     insurance_model = MODEL_REFS["insurance"]
     brain_tumor_model = MODEL_REFS["brain_tumor"]
 
+    @bentoml.on_deployment
+    def check_artifacts() -> None:
+        """Before any worker starts: refuse to start (exit 1, naming each failure) unless everything loads.
+
+        ``VITALCHECK_SKIP_PREFLIGHT=1`` skips it (each worker still loads and checks everything).
+        """
+        if os.environ.get("VITALCHECK_SKIP_PREFLIGHT") != "1":
+            size_thread_pools(SETTINGS.compute_threads)
+            check_before_workers(stored_locations(), SETTINGS.reference_dir)
+
     def __init__(self) -> None:
-        settings = get_settings()
+        size_thread_pools(SETTINGS.compute_threads)  # before NumPy and OpenMP load
         started = time.perf_counter()
         try:
             registry = load_registry()
@@ -168,11 +196,11 @@ class VitalCheck:
             refuse_to_start(exc)
         from vitalcheck.api import VitalCheckAPI
 
-        self.api = VitalCheckAPI(registry, settings, INPUT_MODELS)
+        self.api = VitalCheckAPI(registry, SETTINGS, INPUT_MODELS)
         self.batchers = {
             name: MicroBatcher(
                 lambda records, name=name: self.api.single_many(name, records),
-                max_batch=settings.microbatch_max_records,
+                max_batch=SETTINGS.microbatch_max_records,
                 observe=microbatch_size_histogram().labels(model=name).observe,
             )
             for name in registry.tabular
@@ -180,38 +208,141 @@ class VitalCheck:
         tags = ", ".join(p.info.tag for p in [*registry.tabular.values(), registry.brain_tumor])
         logger.info("loaded 8 models (%s) and 2 tables in %.2f s", tags, time.perf_counter() - started)
 
-    diabetes, diabetes_batch, diabetes_file = _tabular(
-        "diabetes", "/api/v1/risk/diabetes", RiskPrediction, "Diabetes risk within five years (Pima Indians data)."
-    )
-    heart, heart_batch, heart_file = _tabular(
-        "heart", "/api/v1/risk/heart", RiskPrediction, "Risk of angiographic heart disease (UCI Heart Disease)."
-    )
-    stroke, stroke_batch, stroke_file = _tabular(
-        "stroke", "/api/v1/risk/stroke", RiskPrediction, "Stroke risk (Kaggle Stroke Prediction data)."
-    )
-    breast_cancer, breast_cancer_batch, breast_cancer_file = _tabular(
-        "breast_cancer",
-        "/api/v1/risk/breast-cancer",
-        RiskPrediction,
-        "Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
-    )
-    sleep, sleep_batch, sleep_file = _tabular(
-        "sleep", "/api/v1/sleep", ClassPrediction, "Sleep disorder class: None, Insomnia or Sleep Apnea."
-    )
-    life_expectancy, life_expectancy_batch, life_expectancy_file = _tabular(
-        "life_expectancy",
-        "/api/v1/life-expectancy",
-        life_expectancy.LifeExpectancyPrediction,
-        "Life expectancy at birth of a country-year, in years (WHO GHO data).",
-    )
-    insurance, insurance_batch, insurance_file = _tabular(
-        "insurance",
-        "/api/v1/insurance",
-        insurance.InsurancePrediction,
-        "Annual medical charges in USD with a calibrated 90 % interval.",
-    )
+    # ---- diabetes ----
+    @bentoml.api(route=DIABETES.route)
+    @describe(SINGLE)
+    async def diabetes(self, record: DiabetesInput, /) -> Envelope[RiskPrediction]:
+        """Diabetes risk within five years (Pima Indians data)."""
+        return await self.batchers["diabetes"].submit(record)
 
-    @bentoml.api(route="/api/v1/imaging/brain-tumor")
+    @bentoml.api(route=DIABETES.route + "/batch")
+    @describe(BATCH)
+    def diabetes_batch(self, batch: DiabetesBatch, /) -> BatchEnvelope[RiskPrediction]:
+        """Diabetes risk within five years (Pima Indians data)."""
+        return self.api.batch("diabetes", batch.records)
+
+    @bentoml.api(route=DIABETES.route + "/file")
+    @describe(FILE)
+    def diabetes_file(self, file: Path) -> BatchEnvelope[RiskPrediction]:
+        """Diabetes risk within five years (Pima Indians data)."""
+        return self.api.file("diabetes", file)
+
+    # ---- heart ----
+    @bentoml.api(route=HEART.route)
+    @describe(SINGLE)
+    async def heart(self, record: HeartInput, /) -> Envelope[RiskPrediction]:
+        """Risk of angiographic heart disease (UCI Heart Disease)."""
+        return await self.batchers["heart"].submit(record)
+
+    @bentoml.api(route=HEART.route + "/batch")
+    @describe(BATCH)
+    def heart_batch(self, batch: HeartBatch, /) -> BatchEnvelope[RiskPrediction]:
+        """Risk of angiographic heart disease (UCI Heart Disease)."""
+        return self.api.batch("heart", batch.records)
+
+    @bentoml.api(route=HEART.route + "/file")
+    @describe(FILE)
+    def heart_file(self, file: Path) -> BatchEnvelope[RiskPrediction]:
+        """Risk of angiographic heart disease (UCI Heart Disease)."""
+        return self.api.file("heart", file)
+
+    # ---- stroke ----
+    @bentoml.api(route=STROKE.route)
+    @describe(SINGLE)
+    async def stroke(self, record: StrokeInput, /) -> Envelope[RiskPrediction]:
+        """Stroke risk (Kaggle Stroke Prediction data)."""
+        return await self.batchers["stroke"].submit(record)
+
+    @bentoml.api(route=STROKE.route + "/batch")
+    @describe(BATCH)
+    def stroke_batch(self, batch: StrokeBatch, /) -> BatchEnvelope[RiskPrediction]:
+        """Stroke risk (Kaggle Stroke Prediction data)."""
+        return self.api.batch("stroke", batch.records)
+
+    @bentoml.api(route=STROKE.route + "/file")
+    @describe(FILE)
+    def stroke_file(self, file: Path) -> BatchEnvelope[RiskPrediction]:
+        """Stroke risk (Kaggle Stroke Prediction data)."""
+        return self.api.file("stroke", file)
+
+    # ---- breast_cancer ----
+    @bentoml.api(route=BREAST_CANCER.route)
+    @describe(SINGLE)
+    async def breast_cancer(self, record: BreastCancerInput, /) -> Envelope[RiskPrediction]:
+        """Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer)."""
+        return await self.batchers["breast_cancer"].submit(record)
+
+    @bentoml.api(route=BREAST_CANCER.route + "/batch")
+    @describe(BATCH)
+    def breast_cancer_batch(self, batch: BreastCancerBatch, /) -> BatchEnvelope[RiskPrediction]:
+        """Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer)."""
+        return self.api.batch("breast_cancer", batch.records)
+
+    @bentoml.api(route=BREAST_CANCER.route + "/file")
+    @describe(FILE)
+    def breast_cancer_file(self, file: Path) -> BatchEnvelope[RiskPrediction]:
+        """Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer)."""
+        return self.api.file("breast_cancer", file)
+
+    # ---- sleep ----
+    @bentoml.api(route=SLEEP.route)
+    @describe(SINGLE)
+    async def sleep(self, record: SleepInput, /) -> Envelope[ClassPrediction]:
+        """Sleep disorder class: None, Insomnia or Sleep Apnea."""
+        return await self.batchers["sleep"].submit(record)
+
+    @bentoml.api(route=SLEEP.route + "/batch")
+    @describe(BATCH)
+    def sleep_batch(self, batch: SleepBatch, /) -> BatchEnvelope[ClassPrediction]:
+        """Sleep disorder class: None, Insomnia or Sleep Apnea."""
+        return self.api.batch("sleep", batch.records)
+
+    @bentoml.api(route=SLEEP.route + "/file")
+    @describe(FILE)
+    def sleep_file(self, file: Path) -> BatchEnvelope[ClassPrediction]:
+        """Sleep disorder class: None, Insomnia or Sleep Apnea."""
+        return self.api.file("sleep", file)
+
+    # ---- life_expectancy ----
+    @bentoml.api(route=LIFE_EXPECTANCY.route)
+    @describe(SINGLE)
+    async def life_expectancy(self, record: LifeExpectancyInput, /) -> Envelope[LifeExpectancyPrediction]:
+        """Life expectancy at birth of a country-year, in years (WHO GHO data)."""
+        return await self.batchers["life_expectancy"].submit(record)
+
+    @bentoml.api(route=LIFE_EXPECTANCY.route + "/batch")
+    @describe(BATCH)
+    def life_expectancy_batch(self, batch: LifeExpectancyBatch, /) -> BatchEnvelope[LifeExpectancyPrediction]:
+        """Life expectancy at birth of a country-year, in years (WHO GHO data)."""
+        return self.api.batch("life_expectancy", batch.records)
+
+    @bentoml.api(route=LIFE_EXPECTANCY.route + "/file")
+    @describe(FILE)
+    def life_expectancy_file(self, file: Path) -> BatchEnvelope[LifeExpectancyPrediction]:
+        """Life expectancy at birth of a country-year, in years (WHO GHO data)."""
+        return self.api.file("life_expectancy", file)
+
+    # ---- insurance ----
+    @bentoml.api(route=INSURANCE.route)
+    @describe(SINGLE)
+    async def insurance(self, record: InsuranceInput, /) -> Envelope[InsurancePrediction]:
+        """Annual medical charges in USD with a calibrated 90 % interval."""
+        return await self.batchers["insurance"].submit(record)
+
+    @bentoml.api(route=INSURANCE.route + "/batch")
+    @describe(BATCH)
+    def insurance_batch(self, batch: InsuranceBatch, /) -> BatchEnvelope[InsurancePrediction]:
+        """Annual medical charges in USD with a calibrated 90 % interval."""
+        return self.api.batch("insurance", batch.records)
+
+    @bentoml.api(route=INSURANCE.route + "/file")
+    @describe(FILE)
+    def insurance_file(self, file: Path) -> BatchEnvelope[InsurancePrediction]:
+        """Annual medical charges in USD with a calibrated 90 % interval."""
+        return self.api.file("insurance", file)
+
+    # ---- imaging, reference tables, models ----
+    @bentoml.api(route=BRAIN_TUMOR.route)
     def brain_tumor(self, image: Path) -> Envelope[ClassPrediction]:
         """Classify one axial brain MRI slice as glioma, meningioma, pituitary tumour or no tumour.
 
@@ -246,29 +377,8 @@ class VitalCheck:
         return self.api.models()
 
 
-ROUTES, FIELD_NAMES = api_routes(VitalCheck, get_settings())
+ROUTES, FIELD_NAMES = api_routes(VitalCheck, SETTINGS)
 """Each API route's request media type and body limit, and every documented request field name (what errors may name)."""
-VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES)
+VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES, settings=SETTINGS)
 install_log_redaction(Redactor(FIELD_NAMES, [*ROUTES, *RequestGuard.open_path_set()]))
 install_metrics_path_labels([*ROUTES, *RequestGuard.open_path_set()])
-
-
-def preflight() -> None:
-    """Check every artifact and table in the serving (non-worker) process before workers start.
-
-    ``bentoml serve`` imports this module in its main process before it spawns any worker;
-    there :func:`~vitalcheck.preflight.check_before_workers` refuses (exit status 1, naming each
-    failing artifact) to start a server that would be half-loaded. Golden outputs need the
-    models unpickled: each worker checks them in ``__init__`` and
-    :func:`~vitalcheck.preflight.refuse_to_start` stops the whole server (exit status 3).
-    ``VITALCHECK_SKIP_PREFLIGHT=1`` skips the serving process's check (the workers' stays).
-    """
-    from bentoml._internal.context import server_context
-
-    if server_context.worker_index is not None or os.environ.get("VITALCHECK_SKIP_PREFLIGHT") == "1":
-        return
-    check_before_workers(stored_locations(), get_settings().reference_dir)
-
-
-if "serve" in sys.argv[1:3] and Path(sys.argv[0]).name in ("bentoml", "__main__.py"):
-    preflight()

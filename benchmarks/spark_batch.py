@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     import import_models
+    from vitalcheck import sources
     from vitalcheck.batch import score_pandas
     from vitalcheck.batch.spark import score_dataset, spark_session
     from vitalcheck.catalog import TABULAR_MODELS
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     assert import_models.main([]) == 0
 
-    source = loaders.read_source(loaders.data_file(args.model, settings.data_dir))
+    source = sources.read_source(loaders.data_file(args.model, settings.data_dir))
     raw = source.sample(args.rows, replace=True, random_state=42).reset_index(drop=True)
     raw.insert(0, "row_id", np.arange(args.rows))
     data = work / "input.parquet"
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = bentoml.models.get(f"{TABULAR_MODELS[args.model].store_name}:latest")
         started, cpu_started = time.perf_counter(), time.process_time()
         predictor = TabularPredictor.load(TABULAR_MODELS[args.model], Path(stored.path), str(stored.tag))
-        frame = loaders.read_source(data)
+        frame = sources.read_source(data)
         scored = score_pandas(predictor, frame, **thresholds)
         scored.to_parquet(work / "in_process.parquet", index=False)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from vitalcheck import sources
 from vitalcheck.catalog import MODELS, REFERENCE_TABLES
 from vitalcheck.errors import request_error
 from vitalcheck.imaging import ImageRejected
@@ -30,11 +31,10 @@ from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction, MetricPerce
 from vitalcheck.schemas.hospital import HospitalAnalytics, HospitalQuery
 from vitalcheck.schemas.models import ModelList, ServedModel
 from vitalcheck.settings import Settings
-from vitalcheck.training import loaders
 
 UNPACKED_PARQUET_FACTOR = 4
 """The columns read from an uploaded Parquet file may decode to at most this many times
-VITALCHECK_MAX_UPLOAD_BYTES, and never to more than :data:`loaders.MAX_DECODED_BYTES` (16 MiB)."""
+VITALCHECK_MAX_UPLOAD_BYTES, and never to more than :data:`sources.MAX_DECODED_BYTES` (16 MiB)."""
 
 PARQUET_FOOTER_MAX_BYTES = 2 << 20
 """Longest accepted Parquet footer (parsing one costs about 10x its size); pandas writes ~18 kB for 32 columns."""
@@ -96,14 +96,14 @@ class VitalCheckAPI:
 
         """
         self._check_size("file", path)
-        columns = loaders.source_columns(name)
+        columns = sources.source_columns(name)
         is_parquet = self._check_shape(path, columns)
         # CSV: every record streamed once, bounded per record, before pandas parses anything.
         csv_rows = None if is_parquet else _scan_csv(path, self.settings.max_batch_records)
-        limits = loaders.UploadLimits(max_rows=self.settings.max_batch_records, max_decoded_bytes=self._decoded_cap())
+        limits = sources.UploadLimits(max_rows=self.settings.max_batch_records, max_decoded_bytes=self._decoded_cap())
         try:
-            raw = loaders.read_source(path, limits, columns)
-        except loaders.SourceTooLarge as exc:
+            raw = sources.read_source(path, limits, columns)
+        except sources.SourceTooLarge as exc:
             rule, message = _source_refusal(exc.rule, limits)
             raise request_error("file", rule, message) from None
         except Exception:
@@ -115,10 +115,10 @@ class VitalCheckAPI:
         if len(raw) > self.settings.max_batch_records:
             raise request_error("file", "too_many_rows", f"more than {self.settings.max_batch_records} rows")
         try:
-            features = loaders.features(name, raw)
-        except loaders.MissingColumnError as exc:
+            features = sources.features(name, raw)
+        except sources.MissingColumnError as exc:
             raise request_error("file", "missing_column", f"required column {exc.column!r} is missing") from None
-        except loaders.ColumnFormatError as exc:
+        except sources.ColumnFormatError as exc:
             message = f"column {exc.column!r} holds a value that is not a valid {exc.kind}"
             raise request_error("file", "malformed_column", message) from None
         except (ValueError, TypeError):
@@ -214,7 +214,7 @@ class VitalCheckAPI:
         return ModelList(models=served, reference_tables=tables)
 
     def _decoded_cap(self) -> int:
-        return min(loaders.MAX_DECODED_BYTES, UNPACKED_PARQUET_FACTOR * self.settings.max_upload_bytes)
+        return min(sources.MAX_DECODED_BYTES, UNPACKED_PARQUET_FACTOR * self.settings.max_upload_bytes)
 
     def _check_shape(self, path: Path, columns: Sequence[str]) -> bool:
         """Refuse, before parsing, a file whose shape would make parsing it a denial of service.
@@ -227,7 +227,7 @@ class VitalCheckAPI:
         parsed with its quoting and at most ``CSV_HEADER_MAX_BYTES`` long, gives its columns, and
         the first data row may not be wider. A Parquet footer is refused over
         ``PARQUET_FOOTER_MAX_BYTES`` before it is parsed, then with more than
-        ``loaders.MAX_ROW_GROUPS`` row groups, or when the model's ``columns`` (the only ones
+        ``sources.MAX_ROW_GROUPS`` row groups, or when the model's ``columns`` (the only ones
         read) are declared to decode to more than the decoded-byte cap.
 
         Returns:
@@ -247,12 +247,12 @@ class VitalCheckAPI:
                 raise request_error("file", "footer_too_large", message)
             try:
                 meta = pq.read_metadata(path)
-                read = set(loaders.parquet_columns(meta.schema.to_arrow_schema(), columns))
+                read = set(sources.parquet_columns(meta.schema.to_arrow_schema(), columns))
             except Exception:
                 raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
             n_columns, names = meta.num_columns, meta.schema.to_arrow_schema().names
-            if meta.num_row_groups > loaders.MAX_ROW_GROUPS:
-                message = f"more than {loaders.MAX_ROW_GROUPS} Parquet row groups"
+            if meta.num_row_groups > sources.MAX_ROW_GROUPS:
+                message = f"more than {sources.MAX_ROW_GROUPS} Parquet row groups"
                 raise request_error("file", "too_many_row_groups", message)
             if meta.num_rows > limits.max_batch_records:
                 raise request_error("file", "too_many_rows", f"more than {limits.max_batch_records} rows")
@@ -275,7 +275,7 @@ class VitalCheckAPI:
             raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
         if not is_parquet:
             names = next(csv.reader(io.StringIO(head[:header_end].decode("utf-8", "replace").lstrip())), [])
-        repeated = loaders.repeated_columns(names, columns)
+        repeated = sources.repeated_columns(names, columns)
         if repeated:
             # A documented source column's name, never a value.
             raise request_error("file", "repeated_column", f"column {repeated[0]!r} appears more than once")
@@ -383,8 +383,8 @@ def _parquet_footer_length(path: Path) -> int:
         return int.from_bytes(fh.read(4), "little")
 
 
-def _source_refusal(rule: str, limits: loaders.UploadLimits) -> tuple[str, str]:
-    """The (rule, message) of a :class:`loaders.SourceTooLarge` refusal."""
+def _source_refusal(rule: str, limits: sources.UploadLimits) -> tuple[str, str]:
+    """The (rule, message) of a :class:`sources.SourceTooLarge` refusal."""
     if rule == "too_many_bytes":
         return "upload_too_large", f"decompresses to more than {limits.max_decoded_bytes} bytes"
     messages = {
@@ -396,7 +396,7 @@ def _source_refusal(rule: str, limits: loaders.UploadLimits) -> tuple[str, str]:
     return rule, messages[rule]
 
 
-CSV_CELL_MAX_CHARS = loaders.MAX_CELL_BYTES
+CSV_CELL_MAX_CHARS = sources.MAX_CELL_BYTES
 """Longest data cell of an uploaded CSV, in characters (the schema accepts 200 per text field)."""
 
 _LONG_PLAIN_CELL = re.compile(f"[^,\r\n]{{{CSV_CELL_MAX_CHARS + 1}}}")

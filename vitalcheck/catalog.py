@@ -55,6 +55,7 @@ class ModelSpec:
         kind: how the artifact is served (see :data:`ModelKind`).
         task: one-line description of what is predicted.
         dataset: data-set folder under the data directory.
+        route: the HTTP route of its single-record endpoint (tabular: ``/batch`` and ``/file`` below it).
         features: raw input features, in pipeline column order (empty for images).
         classes: output class order for classifiers (positive class last for binary).
         target_unit: unit of a regression output.
@@ -67,6 +68,7 @@ class ModelSpec:
     kind: ModelKind
     task: str
     dataset: str
+    route: str
     features: tuple[FeatureSpec, ...] = field(default_factory=tuple)
     classes: tuple[str, ...] = ()
     target_unit: str = ""
@@ -117,6 +119,7 @@ DIABETES = ModelSpec(
     kind="classifier",
     task="Probability of a diabetes diagnosis within five years (Pima Indians Diabetes).",
     dataset="diabetes",
+    route="/api/v1/risk/diabetes",
     classes=("no_diabetes", "diabetes"),
     features=(
         _num("pregnancies", "Pregnancies", "Number of times pregnant.", "count", 0, 20, integer=True),
@@ -152,6 +155,7 @@ HEART = ModelSpec(
     kind="classifier",
     task="Probability of angiographic heart disease (>50 % narrowing; UCI Heart Disease num > 0).",
     dataset="heart",
+    route="/api/v1/risk/heart",
     classes=("no_heart_disease", "heart_disease"),
     features=(
         _num("age_years", "age", "Age.", "years", 18, 100, integer=True),
@@ -241,6 +245,7 @@ STROKE = ModelSpec(
     kind="classifier",
     task="Probability of a recorded stroke (Kaggle Stroke Prediction data set).",
     dataset="stroke",
+    route="/api/v1/risk/stroke",
     classes=("no_stroke", "stroke"),
     features=(
         _cat("sex", "gender", "Sex.", ["Male", "Female", "Other"]),
@@ -291,6 +296,7 @@ BREAST_CANCER = ModelSpec(
     kind="classifier",
     task="Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
     dataset="breast_cancer",
+    route="/api/v1/risk/breast-cancer",
     classes=("benign", "malignant"),
     features=tuple(
         _num(
@@ -313,6 +319,7 @@ SLEEP = ModelSpec(
     kind="classifier",
     task="Sleep disorder class: None, Insomnia or Sleep Apnea (Sleep Health and Lifestyle, synthetic).",
     dataset="sleep",
+    route="/api/v1/sleep",
     classes=("None", "Insomnia", "Sleep Apnea"),
     features=(
         _cat("sex", "Gender", "Sex.", ["Male", "Female"]),
@@ -400,6 +407,7 @@ LIFE_EXPECTANCY = ModelSpec(
     kind="regressor",
     task="Life expectancy at birth of a country-year, in years (WHO Global Health Observatory).",
     dataset="life_expectancy",
+    route="/api/v1/life-expectancy",
     target_unit="years",
     features=(
         _num("year", "Year", "Calendar year of the indicators.", "year", 1990, 2100, integer=True),
@@ -524,6 +532,7 @@ INSURANCE = ModelSpec(
     kind="interval_regressor",
     task="Annual medical insurance charges in USD: central estimate and a calibrated 5-95 % interval.",
     dataset="insurance",
+    route="/api/v1/insurance",
     target_unit="USD/year",
     features=(
         _num("age_years", "age", "Age of the primary beneficiary.", "years", 18, 100, integer=True),
@@ -542,6 +551,7 @@ BRAIN_TUMOR = ModelSpec(
     kind="onnx_image",
     task="Class of one axial brain MRI slice: glioma, meningioma, pituitary tumour or no tumour.",
     dataset="brain_mri",
+    route="/api/v1/imaging/brain-tumor",
     classes=("glioma", "meningioma", "notumor", "pituitary"),
 )
 

@@ -15,12 +15,34 @@ option. :func:`install_connection_deadlines` therefore wraps uvicorn's HTTP prot
 Either way the connection is closed without an answer (the client sent no complete request).
 The body has its own deadline in :class:`vitalcheck.middleware.RequestGuard`. Limits on the
 number of connections are left to the reverse proxy (README, "Security").
+
+**Multipart uploads** (BentoML advisory GHSA-mrmq-3q62-6cc8 / CVE-2025-54381 for the URL
+download; no upstream issue for the 500s). BentoML 1.4's ``MultipartSerde`` treats a *text*
+form field sent for a file parameter as a URL and downloads it on the server, a request forgery
+and a way around the upload limit; a body starlette cannot parse (no boundary, too many parts)
+is a 500. :func:`install_upload_guard` refuses both as 400 before BentoML reads the form.
+
+**Log redaction** (no upstream issue). BentoML logs a rejected request's exception, with the
+submitted values, under internal logger names (:data:`BENTOML_LOGGERS`); logging has no other
+hook for them. :func:`install_log_redaction` attaches :class:`vitalcheck.redaction.RedactingFilter`.
+
+**Request metrics labels** (no upstream issue). :func:`install_metrics_path_labels`: BentoML
+labels its request metrics with the raw client path.
+
+**Routes and media types** (no public API). :func:`api_routes` reads each API's input model.
+
+Every installer checks :data:`PINNED` first: on another BentoML or uvicorn they refuse to run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vitalcheck.redaction import Redactor
 
 PINNED = {"bentoml": "1.4.40", "uvicorn": "0.54.0"}
 """The versions the shims here were written and tested against (pyproject.toml pins them)."""
@@ -216,3 +238,77 @@ class _RestoredPath:
             scope = dict(scope)
             scope["path"] = scope.pop(_REAL_PATH)
         return await self.app(scope, receive, send)
+
+
+NOT_A_FILE = "must be an uploaded file (a multipart part with a filename), not a text field"
+
+
+def install_upload_guard() -> None:
+    """Refuse text fields for file parameters and malformed multipart bodies as 400 (idempotent; see module docstring).
+
+    Raises:
+        CompatibilityError: BentoML or uvicorn is not the pinned version.
+
+    """
+    check_pinned_versions()
+    from _bentoml_impl.serde import MultipartSerde
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+
+    from vitalcheck.errors import request_error
+
+    if getattr(MultipartSerde.parse_request, "vitalcheck_guard", False):
+        return
+    original = MultipartSerde.parse_request
+
+    async def parse_request(self, request, cls):
+        try:
+            form = await request.form()  # parsed once: starlette caches it for BentoML's own call
+        except HTTPException:
+            raise request_error("body", "malformed_multipart", "not a valid multipart/form-data body") from None
+        for name in getattr(cls, "multipart_fields", ()):
+            if any(not isinstance(value, UploadFile) for value in form.getlist(name)):
+                raise request_error(name, "not_a_file", NOT_A_FILE)
+        return await original(self, request, cls)
+
+    async def ensure_file(obj):
+        if isinstance(obj, UploadFile):
+            return obj
+        raise request_error("body", "not_a_file", NOT_A_FILE)
+
+    parse_request.vitalcheck_guard = True
+    MultipartSerde.parse_request = parse_request
+    MultipartSerde.ensure_file = staticmethod(ensure_file)
+
+
+BENTOML_LOGGERS = (
+    "bentoml",
+    "bentoml.access",
+    "bentoml._internal.server.http_app",
+    "_bentoml_impl.server.app",
+    "uvicorn",
+    "uvicorn.error",
+    "vitalcheck",
+)
+"""Loggers whose records may carry a request's path, headers or an exception from parsing it."""
+
+
+def install_log_redaction(redactor: Redactor | None = None) -> None:
+    """Attach one :class:`RedactingFilter` to the :data:`BENTOML_LOGGERS` and the root handlers (idempotent).
+
+    Installing again replaces the redactor of the filters already attached (the service
+    installs it at import with the known routes and field names).
+    """
+    from vitalcheck.redaction import RedactingFilter, Redactor
+
+    check_pinned_versions()
+    redactor = redactor or Redactor()
+    targets: list[logging.Filterer] = [logging.getLogger(name) for name in BENTOML_LOGGERS]
+    targets += logging.getLogger().handlers
+    for target in targets:
+        existing = [f for f in target.filters if isinstance(f, RedactingFilter)]
+        if existing:
+            for f in existing:
+                f.redactor = redactor
+        else:
+            target.addFilter(RedactingFilter(redactor))

@@ -38,7 +38,7 @@ from typing import Any
 
 from vitalcheck.docs_page import DOCS_PAGE_PATHS, index_response
 from vitalcheck.redaction import Redactor
-from vitalcheck.settings import get_settings
+from vitalcheck.settings import Settings
 
 logger = logging.getLogger("vitalcheck")
 
@@ -73,12 +73,14 @@ class RequestGuard:
         routes: API route → (the media type its body must have: :data:`JSON`, :data:`MULTIPART`
             or :data:`NO_BODY` for a route without input; the largest body it takes, in bytes).
         field_names: every documented request field name (what an error's ``loc`` may repeat).
+        settings: the token, the request limits and the body deadline.
 
     """
 
-    def __init__(self, app, routes: Mapping[str, tuple[str, int]], field_names: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, app, routes: Mapping[str, tuple[str, int]], field_names: frozenset[str], settings: Settings
+    ) -> None:
         self.app = app
-        settings = get_settings()
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
         self.max_bytes = settings.max_request_bytes
         self.max_header_bytes = settings.max_header_bytes

@@ -1,33 +1,31 @@
-"""Refusing to start: the serving process's check before workers start, and a worker's refusal.
+"""Refusing to start: every artifact and table is checked before any worker is spawned.
 
-:func:`light_preflight` runs in ``bentoml serve``'s serving process before any worker starts and
-imports neither scikit-learn nor ONNX Runtime (the two slowest imports of the stack), so that
-process stays small and start-up pays for those imports once, in the workers. What it cannot
-check without unpickling (each model's golden outputs) each worker checks in
-:meth:`vitalcheck.registry.Registry.load`; a failure there goes through :func:`refuse_to_start`,
-which stops the whole server rather than letting BentoML restart the worker in a loop.
+A half-loaded service is worse than a dead one, and BentoML restarts a worker whose
+``__init__`` raises, so a worker that cannot load would restart in a loop. The service's
+``@bentoml.on_deployment`` hook (run by ``bentoml serve`` once, before it spawns workers) calls
+:func:`check_before_workers`, which runs the workers' whole load, golden outputs included, in a
+child process: the serving process itself never imports scikit-learn or ONNX Runtime and stays
+small. Any failure exits with status 1 and one line per failed artifact, before a worker exists.
 """
 
 from __future__ import annotations
 
-import atexit
+import json
 import logging
-import os
-import shutil
-import signal
+import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 
 from vitalcheck.cards import ArtifactCheckError, StoredArtifact, verify_artifact
 from vitalcheck.catalog import MODELS, REFERENCE_TABLES
 
 logger = logging.getLogger("vitalcheck")
 
-REFUSAL_FILE_VARIABLE = "VITALCHECK_REFUSAL_FILE"
-"""Environment variable naming the file where a worker leaves its reason for refusing to start."""
+CHECK_TIMEOUT_S = 120.0
+"""Longest the child process may take to load and check everything (about 3 s on 2 cores)."""
 
 
 def light_preflight(locations: Mapping[str, StoredArtifact | None], reference_dir: Path) -> list[str]:
@@ -84,63 +82,70 @@ def light_preflight(locations: Mapping[str, StoredArtifact | None], reference_di
     return failures
 
 
-def check_before_workers(locations: Mapping[str, StoredArtifact | None], reference_dir: Path) -> None:
-    """Run :func:`light_preflight` in the serving process; exit with status 1 if anything failed.
+def full_check(locations: Mapping[str, StoredArtifact | None], reference_dir: Path) -> list[str]:
+    """:func:`light_preflight`, then (if it passes) the workers' own load with every golden check.
 
-    On success, creates the refusal file that the workers spawned next inherit (through
-    ``VITALCHECK_REFUSAL_FILE``), and arranges for this process to exit with status 3 if a
-    worker leaves a reason in it (see :func:`refuse_to_start`).
+    Returns:
+        One message per failed artifact or table; empty when everything would load.
+
+    """
+    failures = light_preflight(locations, reference_dir)
+    if failures:
+        return failures
+    from vitalcheck.registry import Registry
+    from vitalcheck.settings import get_settings
+
+    try:
+        Registry.load(locations, reference_dir, get_settings())
+    except ArtifactCheckError as exc:
+        return [str(exc)]
+    return []
+
+
+def check_before_workers(locations: Mapping[str, StoredArtifact | None], reference_dir: Path) -> None:
+    """Run :func:`full_check` in a child process; exit with status 1 if anything failed.
 
     Raises:
         SystemExit: status 1, after printing one line per failed artifact or table to stderr.
 
     """
-    failures = light_preflight(locations, reference_dir)
+    where = {name: None if loc is None else [str(loc.directory), loc.tag] for name, loc in locations.items()}
+    command = [sys.executable, "-m", "vitalcheck.preflight", str(reference_dir)]
+    try:
+        child = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            command, input=json.dumps(where), capture_output=True, text=True, timeout=CHECK_TIMEOUT_S
+        )
+        failures = child.stdout.splitlines() if child.returncode else []
+        if child.returncode and not failures:
+            failures = [f"the artifact check stopped with status {child.returncode}:\n{child.stderr[-2000:]}"]
+    except subprocess.TimeoutExpired:
+        failures = [f"the artifact check did not finish within {CHECK_TIMEOUT_S:g} s"]
     if failures:
         print(
             "\n  - ".join(["VitalCheck refuses to start: these artifacts failed their checks:", *failures]),
             file=sys.stderr,
         )
         raise SystemExit(1)
-    refusal_file = Path(tempfile.mkdtemp(prefix="vitalcheck-")) / "refusal"
-    os.environ[REFUSAL_FILE_VARIABLE] = str(refusal_file)
-    atexit.register(_exit_if_a_worker_refused, refusal_file)
 
 
-def refuse_to_start(exc: Exception):
-    """Stop the whole server, not just this worker, with a message naming the failed artifacts.
-
-    BentoML restarts a worker whose ``__init__`` raises, so a worker that cannot load its
-    artifacts would restart in a loop. Instead it logs the reason, leaves it in the serving
-    process's refusal file (which makes ``bentoml serve`` exit with status 3), asks the
-    serving process (its parent) to shut down, and exits with status 3.
+def refuse_to_start(exc: Exception) -> NoReturn:
+    """A worker's refusal (its artifacts changed after the check before workers): log it and exit 3.
 
     Raises:
         SystemExit: always, status 3.
 
     """
     logger.critical("VitalCheck refuses to start: %s", exc)
-    if refusal_file := os.environ.get(REFUSAL_FILE_VARIABLE):
-        with open(refusal_file, "a") as fh:
-            fh.write(f"{exc}\n")
-    if os.environ.get("BENTOML_WORKER_ID") or _parent_is_bentoml():
-        os.kill(os.getppid(), signal.SIGTERM)
     raise SystemExit(3)
 
 
-def _exit_if_a_worker_refused(refusal_file: Path) -> None:
-    """At the serving process's exit: if a worker refused to start, say why and exit with status 3."""
-    reason = refusal_file.read_text().strip() if refusal_file.is_file() else ""
-    shutil.rmtree(refusal_file.parent, ignore_errors=True)
-    if reason:
-        print(f"VitalCheck refuses to start: {reason}", file=sys.stderr, flush=True)
-        os._exit(3)  # BentoML's CLI would otherwise exit 0 after a SIGTERM-initiated shutdown
+def _main() -> int:
+    where = json.loads(sys.stdin.read())
+    locations = {name: None if w is None else StoredArtifact(Path(w[0]), w[1]) for name, w in where.items()}
+    failures = full_check(locations, Path(sys.argv[1]))
+    print("\n".join(failures))
+    return 1 if failures else 0
 
 
-def _parent_is_bentoml() -> bool:
-    try:
-        import psutil
-
-        return any("bentoml" in part for part in psutil.Process(os.getppid()).cmdline())
-    except Exception:
-        return False
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -46,17 +46,6 @@ MEDIA_TYPES = frozenset(
     {"application/json", "multipart/form-data", "application/x-www-form-urlencoded", "text/plain", "text/html"}
 )
 
-LOGGERS = (
-    "bentoml",
-    "bentoml.access",
-    "bentoml._internal.server.http_app",
-    "_bentoml_impl.server.app",
-    "uvicorn",
-    "uvicorn.error",
-    "vitalcheck",
-)
-"""Loggers whose records may carry a request's path, headers or an exception from parsing it."""
-
 
 def schema_field_names(schema: dict[str, Any]) -> set[str]:
     """Every property name anywhere in a JSON schema (nested models and ``$defs`` included)."""
@@ -190,24 +179,6 @@ class RedactingFilter(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
-
-
-def install_log_redaction(redactor: Redactor | None = None) -> None:
-    """Attach one :class:`RedactingFilter` to the :data:`LOGGERS` and the root handlers (idempotent).
-
-    Installing again replaces the redactor of the filters already attached (the service
-    installs it at import with the known routes and field names).
-    """
-    redactor = redactor or Redactor()
-    targets: list[logging.Filterer] = [logging.getLogger(name) for name in LOGGERS]
-    targets += logging.getLogger().handlers
-    for target in targets:
-        existing = [f for f in target.filters if isinstance(f, RedactingFilter)]
-        if existing:
-            for f in existing:
-                f.redactor = redactor
-        else:
-            target.addFilter(RedactingFilter(redactor))
 
 
 def ignore_client_trace_context(accept: bool) -> None:

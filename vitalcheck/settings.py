@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -109,16 +111,42 @@ class Settings(BaseSettings):
         "continued. Off: every request starts its own trace, so that no client-chosen id reaches the logs; "
         "turn on only behind a proxy that sets these headers itself.",
     )
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker processes of `bentoml serve` (each loads every model, about 335 MB). Unset: "
+        "the container's CPU limit (cgroup cpu.max, rounded up), else the machine's CPU count.",
+    )
     compute_threads: int = Field(
         1, ge=1, le=64, description="Threads per worker for scikit-learn/OpenMP/BLAS (1 avoids oversubscription)."
     )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", description="Log level.")
+
+    def worker_count(self) -> int:
+        """Workers to start: ``workers`` if set, else the CPU limit of this container (or machine)."""
+        return self.workers or cpu_limit()
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
         if self.risk_moderate_threshold >= self.risk_high_threshold:
             raise ValueError("risk_moderate_threshold must be below risk_high_threshold")
         return self
+
+
+def cpu_limit(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: the cgroup v2 quota (``cpu.max``) rounded up, else the CPU count.
+
+    A container limited to 2 CPUs on a 64-core node must not start 64 workers of 335 MB each.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return max(1, min(available, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, available)
 
 
 class SettingsError(SystemExit):

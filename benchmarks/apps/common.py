@@ -5,9 +5,6 @@ Importing this module first sizes the native thread pools exactly as ``service.p
 contenders compute under the same conditions.
 """
 
-from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
-
-# isort: split
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,13 +13,18 @@ from fastapi import UploadFile
 from pydantic import BaseModel
 
 from vitalcheck.schemas import INPUT_MODELS, diabetes, insurance, stroke
+from vitalcheck.schemas.common import batch_input_model
+from vitalcheck.settings import get_settings
+from vitalcheck.threads import size_thread_pools
+
+size_thread_pools(get_settings().compute_threads)  # before anything loads NumPy or OpenMP
 
 __all__ = ["BATCH_MODELS", "INPUT_MODELS", "MRI_ROUTE", "ROUTES", "spooled_to_path"]
 
 BATCH_MODELS: dict[str, type[BaseModel]] = {
-    "diabetes": diabetes.DiabetesBatchInput,
-    "stroke": stroke.StrokeBatchInput,
-    "insurance": insurance.InsuranceBatchInput,
+    "diabetes": batch_input_model(diabetes.DiabetesInput, "DiabetesBatchInput", get_settings().max_batch_records),
+    "stroke": batch_input_model(stroke.StrokeInput, "StrokeBatchInput", get_settings().max_batch_records),
+    "insurance": batch_input_model(insurance.InsuranceInput, "InsuranceBatchInput", get_settings().max_batch_records),
 }
 """Batch request models of the benchmarked batch routes."""
 

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pandas as pd
 import pytest
 
+from vitalcheck import sources
 from vitalcheck.batch.scoring import INPUT_MODELS, class_column
-from vitalcheck.training import loaders
 
 FLOAT_TOLERANCE = 1e-9
 """Scores may differ in the last bits between batch compositions (BLAS paths), as in tests/http."""
@@ -24,7 +24,7 @@ def service_answers(api, name: str, raw: pd.DataFrame, chunk: int = 10_000) -> l
     What ``POST <route>/file`` does (parse with the loaders, validate with the request model,
     ``VitalCheckAPI.batch``), in chunks of the service's largest batch; every row must be valid.
     """
-    features = loaders.features(name, raw.reset_index(drop=True))
+    features = sources.features(name, raw.reset_index(drop=True))
     rows = features.astype(object).where(features.notna(), None).to_dict("records")
     answers: list[dict] = []
     for start in range(0, len(rows), chunk):

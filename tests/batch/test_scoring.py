@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.batch.conftest import assert_rows_equal, service_answers
+from vitalcheck import sources
 from vitalcheck.batch.scoring import class_column, output_columns, score_frame, score_pandas, strip_na_strings
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.training import loaders
@@ -24,7 +25,7 @@ def thresholds(settings):
 @pytest.mark.parametrize("name", list(TABULAR_MODELS))
 def test_shared_rows_equal_the_service(api, settings, data_dir, name):
     """Real rows of every data set, scored in batches of 97: the service's answers, row for row."""
-    raw = loaders.read_source(loaders.data_file(name, data_dir)).sample(300, random_state=1)
+    raw = sources.read_source(loaders.data_file(name, data_dir)).sample(300, random_state=1)
     scored = score_pandas(api.registry.tabular[name], raw, batch_rows=97, **thresholds(settings))
     assert list(scored.columns) == [*raw.columns, *(c.name for c in output_columns(TABULAR_MODELS[name]))]
     assert_rows_equal(scored, service_answers(api, name, raw))
@@ -42,13 +43,13 @@ def test_text_input_with_missing_value_codes_equals_the_file_reader(api, setting
     text = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])  # Spark: every column a string
     predictor = api.registry.tabular["stroke"]
     a = score_frame(predictor, strip_na_strings(text), **thresholds(settings))
-    b = score_frame(predictor, loaders.read_source(path), **thresholds(settings))
+    b = score_frame(predictor, sources.read_source(path), **thresholds(settings))
     pd.testing.assert_frame_equal(a, b)
     assert a["warnings"].str.contains("bmi_kg_m2: missing").sum() >= 3
 
 
 def test_bad_rows_are_refused_one_by_one_without_their_values(api, settings, data_dir):
-    raw = loaders.read_source(loaders.data_file("diabetes", data_dir)).head(6).astype(object)
+    raw = sources.read_source(loaders.data_file("diabetes", data_dir)).head(6).astype(object)
     raw.loc[1, "Glucose"] = 987654.321  # above the valid range
     raw.loc[2, "Age"] = None  # missing and not nullable
     raw.loc[4, "BMI"] = "heavy"  # not a number: this batch is parsed row by row
@@ -67,14 +68,14 @@ def test_bad_rows_are_refused_one_by_one_without_their_values(api, settings, dat
 
 
 def test_missing_source_column_is_a_job_error(api, settings, data_dir):
-    raw = loaders.read_source(loaders.data_file("insurance", data_dir)).drop(columns=["smoker"])
-    with pytest.raises(loaders.MissingColumnError) as exc:
+    raw = sources.read_source(loaders.data_file("insurance", data_dir)).drop(columns=["smoker"])
+    with pytest.raises(sources.MissingColumnError) as exc:
         score_frame(api.registry.tabular["insurance"], raw, **thresholds(settings))
     assert exc.value.column == "smoker"
 
 
 def test_risk_thresholds_are_the_callers(api, data_dir):
-    raw = loaders.read_source(loaders.data_file("heart", data_dir)).head(50)
+    raw = sources.read_source(loaders.data_file("heart", data_dir)).head(50)
     scored = score_frame(api.registry.tabular["heart"], raw, moderate=0.3, high=0.9)
     p = scored["probability"].to_numpy()
     expected = np.where(p >= 0.9, "high", np.where(p >= 0.3, "moderate", "low"))

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.batch.conftest import assert_rows_equal, service_answers
+from vitalcheck import sources
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.training import loaders
 
@@ -55,7 +56,7 @@ def test_100k_rows_on_local2_equal_the_service_row_for_row(spark, api, data_dir,
     """100,000 rows resampled from the shared diabetes file, as Parquet in the source format."""
     from vitalcheck.batch.spark import score_dataset
 
-    source = loaders.read_source(loaders.data_file("diabetes", data_dir))
+    source = sources.read_source(loaders.data_file("diabetes", data_dir))
     raw = source.sample(ROWS, replace=True, random_state=7).reset_index(drop=True)
     raw.insert(0, "row_id", range(ROWS))
     raw.to_parquet(tmp_path / "big.parquet", index=False)
@@ -107,16 +108,16 @@ def test_csv_with_codes_and_bad_rows_to_csv(spark, api, data_dir, tmp_path):
     good = scored.drop(index=[5, 8]).reset_index(drop=True)
     for column in ("probability_none", "probability_insomnia", "probability_sleep_apnea"):
         good[column] = good[column].astype(float)
-    expected = service_answers(api, "sleep", loaders.read_source(tmp_path / "sleep.csv").drop(index=[5, 8]))
+    expected = service_answers(api, "sleep", sources.read_source(tmp_path / "sleep.csv").drop(index=[5, 8]))
     assert_rows_equal(good, expected)
 
 
 def test_missing_column_is_refused_before_the_job(spark, data_dir, tmp_path):
     from vitalcheck.batch.spark import score_dataset
 
-    raw = loaders.read_source(loaders.data_file("insurance", data_dir)).drop(columns="region")
+    raw = sources.read_source(loaders.data_file("insurance", data_dir)).drop(columns="region")
     raw.to_parquet(tmp_path / "in.parquet", index=False)
-    with pytest.raises(loaders.MissingColumnError, match="region"):
+    with pytest.raises(sources.MissingColumnError, match="region"):
         score_dataset(spark, "insurance", str(tmp_path / "in.parquet"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -131,7 +132,7 @@ def test_command_line(model_store, data_dir, tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    n = len(loaders.read_source(loaders.data_file("insurance", data_dir)))
+    n = len(sources.read_source(loaders.data_file("insurance", data_dir)))
     assert summary["rows"] == n and summary["refused"] == 0 and summary["model_loads"] == 1
     scored = pd.read_parquet(out)
     assert len(scored) == n and (scored["lower_usd"] <= scored["charges_usd"]).all()

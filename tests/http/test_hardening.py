@@ -206,9 +206,9 @@ def test_row_limit_for_csv_and_parquet(api_with, tmp_path, data_dir):
 
 def test_parquet_bomb_is_refused_from_its_footer(http, monkeypatch, tmp_path):
     """Regression: a 140 kB Parquet file of 30 M rows was read whole before the row check."""
-    from vitalcheck.training import loaders
+    from vitalcheck import sources
 
-    monkeypatch.setattr(loaders, "read_source", lambda *a: pytest.fail("the file was parsed"))
+    monkeypatch.setattr(sources, "read_source", lambda *a: pytest.fail("the file was parsed"))
     buffer = io.BytesIO()
     pq.write_table(pa.table({"Glucose": np.zeros(3_000_000)}), buffer, compression="zstd")
     assert len(buffer.getvalue()) < 200_000
@@ -217,9 +217,9 @@ def test_parquet_bomb_is_refused_from_its_footer(http, monkeypatch, tmp_path):
 
 
 def test_parquet_that_unpacks_huge_is_refused(small_limits_api, monkeypatch, tmp_path):
-    from vitalcheck.training import loaders
+    from vitalcheck import sources
 
-    monkeypatch.setattr(loaders, "read_source", lambda *a: pytest.fail("the file was parsed"))
+    monkeypatch.setattr(sources, "read_source", lambda *a: pytest.fail("the file was parsed"))
     path = tmp_path / "strings.parquet"
     pq.write_table(pa.table({"Pregnancies": [f"{i}" + "x" * 10_000 for i in range(10)]}), path, compression="zstd")
     assert path.stat().st_size <= 4096
@@ -228,9 +228,9 @@ def test_parquet_that_unpacks_huge_is_refused(small_limits_api, monkeypatch, tmp
 
 def test_wide_csv_is_refused_before_parsing(http, monkeypatch):
     """Regression: a 20 MB CSV header of 2 M columns took minutes and gigabytes to parse."""
-    from vitalcheck.training import loaders
+    from vitalcheck import sources
 
-    monkeypatch.setattr(loaders, "read_source", lambda *a: pytest.fail("the file was parsed"))
+    monkeypatch.setattr(sources, "read_source", lambda *a: pytest.fail("the file was parsed"))
     header = ",".join(f"c{i}" for i in range(5000))
     response = http.post(
         ROUTES["diabetes"] + "/file", files={"file": ("wide.csv", f"{header}\n" + "1," * 4999 + "1\n")}

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.utils.payloads import ROUTES
+from vitalcheck import sources
 from vitalcheck.api import CSV_HEADER_MAX_BYTES
-from vitalcheck.training import loaders
 from vitalcheck.training.loaders import DATA_FILES, data_file
 
 
@@ -134,7 +134,7 @@ def test_row_limit_stops_the_parser(api_with, tmp_path, data_dir, parsed):
     parsed.clear()
     assert _refused(api_with(max_batch_records=limit).file, "stroke", path) == {("file",): "too_many_rows"}
     assert not parsed
-    loaders.read_source(path, loaders.UploadLimits(max_rows=limit, max_decoded_bytes=1 << 20))
+    sources.read_source(path, sources.UploadLimits(max_rows=limit, max_decoded_bytes=1 << 20))
     assert [(reader, kwargs["nrows"]) for reader, kwargs in parsed] == [("read_csv", limit + 1)]
 
 
@@ -150,7 +150,7 @@ def test_rows_wider_than_the_header_make_no_index(tmp_path, stroke_csv):
     path = tmp_path / "rows.csv"
     path.write_bytes(header + b"\n" + (b",".join([b"1"] * 3000) + b"\n") * 3)
     with pytest.warns(pd.errors.ParserWarning):
-        raw = loaders.read_source(path, loaders.UploadLimits(max_rows=10, max_decoded_bytes=1 << 20))
+        raw = sources.read_source(path, sources.UploadLimits(max_rows=10, max_decoded_bytes=1 << 20))
     assert raw.index.nlevels == 1 and list(raw.index) == [0, 1, 2]
     assert len(raw.columns) == header.count(b",") + 1
 
@@ -159,12 +159,12 @@ def test_rows_wider_than_the_header_make_no_index(tmp_path, stroke_csv):
 def test_data_set_files_read_exactly_as_before(name, data_dir, tmp_path):
     """The upload limits change nothing for a normal file, CSV or Parquet."""
     path = data_file(name, data_dir)
-    limits = loaders.UploadLimits(max_rows=10_000, max_decoded_bytes=80 << 20)
-    expected = loaders.read_source(path)
-    pd.testing.assert_frame_equal(loaders.read_source(path, limits), expected)
+    limits = sources.UploadLimits(max_rows=10_000, max_decoded_bytes=80 << 20)
+    expected = sources.read_source(path)
+    pd.testing.assert_frame_equal(sources.read_source(path, limits), expected)
     parquet = tmp_path / "rows.parquet"
     expected.to_parquet(parquet)
-    pd.testing.assert_frame_equal(loaders.read_source(parquet, limits), loaders.read_source(parquet))
+    pd.testing.assert_frame_equal(sources.read_source(parquet, limits), sources.read_source(parquet))
 
 
 @pytest.mark.parametrize("name", ["stroke", "breast_cancer"])
@@ -181,7 +181,7 @@ def test_shared_files_uploaded_as_they_are_still_score(http, data_dir, name):
 @pytest.fixture
 def never_parsed(monkeypatch):
     calls = []
-    monkeypatch.setattr(loaders, "read_source", lambda *a, **k: calls.append(a) or pytest.fail("parsed"))
+    monkeypatch.setattr(sources, "read_source", lambda *a, **k: calls.append(a) or pytest.fail("parsed"))
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: calls.append(a) or pytest.fail("parsed"))
     return calls
 
@@ -253,8 +253,8 @@ def test_parquet_rows_are_capped_while_reading(tmp_path, monkeypatch):
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"Glucose": list(range(5000))}), path, row_group_size=500)
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
-    with pytest.raises(loaders.SourceTooLarge) as info:
-        loaders.read_source(path, loaders.UploadLimits(max_rows=1000, max_decoded_bytes=80 << 20))
+    with pytest.raises(sources.SourceTooLarge) as info:
+        sources.read_source(path, sources.UploadLimits(max_rows=1000, max_decoded_bytes=80 << 20))
     assert info.value.rule == "too_many_rows"
 
 
@@ -262,8 +262,8 @@ def test_parquet_decoded_bytes_are_capped_while_reading(tmp_path, monkeypatch):
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"Glucose": [float(i) for i in range(5000)]}), path, row_group_size=1000)
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
-    with pytest.raises(loaders.SourceTooLarge) as info:
-        loaders.read_source(path, loaders.UploadLimits(max_rows=10_000, max_decoded_bytes=20_000))
+    with pytest.raises(sources.SourceTooLarge) as info:
+        sources.read_source(path, sources.UploadLimits(max_rows=10_000, max_decoded_bytes=20_000))
     assert info.value.rule == "too_many_bytes"
 
 
@@ -314,14 +314,14 @@ def _parquet(frame, **options):
 
 @pytest.mark.parametrize("name", list(DATA_FILES))
 def test_source_columns_are_exactly_what_features_reads(name, data_dir):
-    raw = loaders.read_source(data_file(name, data_dir)).head(20)
-    columns = loaders.source_columns(name)
+    raw = sources.read_source(data_file(name, data_dir)).head(20)
+    columns = sources.source_columns(name)
     only = raw[[c for c in raw.columns if c in {" ".join(k.split()) for k in columns}]]
     assert len(only.columns) == len(columns)
-    pd.testing.assert_frame_equal(loaders.features(name, only), loaders.features(name, raw))
+    pd.testing.assert_frame_equal(sources.features(name, only), sources.features(name, raw))
     for column in columns:
-        with pytest.raises(loaders.MissingColumnError) as info:
-            loaders.features(name, only.drop(columns=" ".join(column.split())))
+        with pytest.raises(sources.MissingColumnError) as info:
+            sources.features(name, only.drop(columns=" ".join(column.split())))
         assert info.value.column == column
 
 
@@ -329,7 +329,7 @@ def _old_answer(api, name, path):
     """What file() answered before (every column read, no pre-scan): predictions or the error locations."""
     from pydantic import ValidationError
 
-    features = loaders.features(name, loaders.read_source(path))
+    features = sources.features(name, sources.read_source(path))
     rows = features.astype(object).where(features.notna(), None).to_dict("records")
     try:
         return api.batch(name, api._row_adapters[name].validate_python(rows)).model_dump()
@@ -344,7 +344,7 @@ def test_every_data_set_file_scores_exactly_as_before(name, api_with, data_dir, 
     api = api_with()
     source = data_file(name, data_dir)
     parquet = tmp_path / "rows.parquet"
-    loaders.read_source(source).to_parquet(parquet)
+    sources.read_source(source).to_parquet(parquet)
     for path in (source, parquet):
         try:
             answer = api.file(name, path).model_dump()
@@ -367,8 +367,8 @@ def test_parquet_long_strings_in_a_read_column_are_refused_before_pandas(http, d
 def test_parquet_unused_columns_are_never_read(http, data_dir, parsed, monkeypatch):
     """Regression: 1 MiB strings in an extra column were decoded and converted (+204 MB); now not read."""
     seen = []
-    features = loaders.features
-    monkeypatch.setattr(loaders, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
+    features = sources.features
+    monkeypatch.setattr(sources, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
     frame = _insurance(data_dir)
     parsed.clear()
     answer = upload(
@@ -376,16 +376,16 @@ def test_parquet_unused_columns_are_never_read(http, data_dir, parsed, monkeypat
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == upload(http, "insurance", "rows.parquet", _parquet(frame)).json()
-    assert seen[0] == list(loaders.source_columns("insurance"))
-    assert [kwargs.get("columns") for reader, kwargs in parsed][0] == list(loaders.source_columns("insurance"))
+    assert seen[0] == list(sources.source_columns("insurance"))
+    assert [kwargs.get("columns") for reader, kwargs in parsed][0] == list(sources.source_columns("insurance"))
 
 
 def test_parquet_with_many_row_groups_is_refused_from_its_footer(http, api_with, data_dir, parsed, tmp_path):
     """Regression: 10 000 one-row row groups (11 MB) were read: 5.6 s CPU, +352 MB."""
-    content = _parquet(_insurance(data_dir, loaders.MAX_ROW_GROUPS + 1), row_group_size=1)
+    content = _parquet(_insurance(data_dir, sources.MAX_ROW_GROUPS + 1), row_group_size=1)
     table = pa.Table.from_pandas(_insurance(data_dir), preserve_index=False)
     parsed.clear()
-    assert pq.read_metadata(io.BytesIO(content)).num_row_groups == loaders.MAX_ROW_GROUPS + 1
+    assert pq.read_metadata(io.BytesIO(content)).num_row_groups == sources.MAX_ROW_GROUPS + 1
     assert error(upload(http, "insurance", "rows.parquet", content)) == {("file",): "too_many_row_groups"}
     path = tmp_path / "footer.parquet"  # a footer of 7 MB (3 MiB of key-value metadata) is refused unparsed
     pq.write_table(table.replace_schema_metadata({"notes": "x" * (3 << 20)}), path)
@@ -397,8 +397,8 @@ def test_parquet_row_groups_are_capped_while_reading(tmp_path, monkeypatch):
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"Glucose": list(range(100))}), path, row_group_size=10)
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("read whole"))
-    with pytest.raises(loaders.SourceTooLarge) as info:
-        loaders.read_source(path, loaders.UploadLimits(max_rows=1000, max_decoded_bytes=1 << 20, max_row_groups=9))
+    with pytest.raises(sources.SourceTooLarge) as info:
+        sources.read_source(path, sources.UploadLimits(max_rows=1000, max_decoded_bytes=1 << 20, max_row_groups=9))
     assert info.value.rule == "too_many_row_groups"
 
 
@@ -412,7 +412,7 @@ def test_parquet_nested_read_columns_are_refused(api_with, data_dir, tmp_path, p
 
 def test_the_decoded_byte_cap_is_what_a_legit_maximal_file_needs(api_with, data_dir, tmp_path):
     """16 MiB (not 4 x the upload limit, 80 MiB): 10 000 breast-cancer rows decode to ~2.6 MB and pass."""
-    assert api_with()._decoded_cap() == loaders.MAX_DECODED_BYTES == 16 << 20
+    assert api_with()._decoded_cap() == sources.MAX_DECODED_BYTES == 16 << 20
     path = tmp_path / "rows.parquet"
     source = pd.read_csv(data_file("breast_cancer", data_dir))
     pd.concat([source] * 21).head(10_000).to_parquet(path)
@@ -452,15 +452,15 @@ def test_a_later_hostile_record_is_refused_before_pandas(http, stroke_csv, parse
 def test_csv_extra_columns_are_not_parsed(http, stroke_csv, parsed, monkeypatch):
     """Regression: 990 one-character extra columns x 9 906 rows (19.9 MB) were all parsed: +150 MB, 2.2 s."""
     seen = []
-    features = loaders.features
-    monkeypatch.setattr(loaders, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
+    features = sources.features
+    monkeypatch.setattr(sources, "features", lambda name, raw: seen.append(list(raw.columns)) or features(name, raw))
     lines = stroke_csv.rstrip(b"\n").split(b"\n")[:300]
     extra, cells = b"".join(b",x%d" % i for i in range(900)), b",1" * 900
     content = b"\n".join([lines[0] + extra] + [line + cells for line in lines[1:]]) + b"\n"
     answer = upload(http, "stroke", "rows.csv", content)
     assert answer.status_code == 200, answer.text
     assert answer.json() == upload(http, "stroke", "rows.csv", b"\n".join(lines) + b"\n").json()
-    assert seen[0] == list(loaders.source_columns("stroke"))
+    assert seen[0] == list(sources.source_columns("stroke"))
     assert callable(parsed[0][1]["usecols"])
 
 

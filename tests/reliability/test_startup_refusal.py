@@ -1,8 +1,8 @@
 """`bentoml serve` refuses to start, within a bounded time and with a non-zero exit, for every damage.
 
-Every damage but golden drift is refused by the serving process's pre-flight check before any
-worker is spawned; golden drift needs the model unpickled, so each worker finds it and stops the
-whole server before it answers (``vitalcheck.preflight.refuse_to_start``).
+Every damage, golden drift included, is refused by the service's ``@bentoml.on_deployment`` check
+(:func:`vitalcheck.preflight.check_before_workers`, which loads everything in a child process)
+before any worker is spawned.
 
 Slow (one server start each): run by `make reliability`, not `make test`.
 """
@@ -19,9 +19,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 REFUSAL_BOUND_S = 60
 """A refused start must end within this many seconds (the ready timeout is 90 s)."""
 
-WORKER_CHECKED = {"golden-drift"}
-"""Damages found by the workers' full check rather than by the serving process's pre-flight check."""
-
 
 @pytest.mark.parametrize("kind", list(DAMAGES))
 def test_serve_refuses(model_store, settings, tmp_path, kind, record_property):
@@ -34,6 +31,5 @@ def test_serve_refuses(model_store, settings, tmp_path, kind, record_property):
     assert status != 0, output[-3000:]
     assert "refuses to start" in output, output[-3000:]
     assert DAMAGES[kind] in output, output[-3000:]
-    if kind not in WORKER_CHECKED:
-        assert "Starting production HTTP BentoServer" not in output, "workers were started"
+    assert "Starting production HTTP BentoServer" not in output, "workers were started"
     assert not marker.exists(), "the tampered pickle was unpickled"

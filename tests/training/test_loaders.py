@@ -43,7 +43,7 @@ def test_real_rows_pass_the_catalog(data_dir, name):
 
 def test_diabetes_zeros_become_missing(data_dir):
     src = raw(data_dir, "diabetes")
-    X, y = loaders.load_diabetes(loaders.data_file("diabetes", data_dir))
+    X, y = loaders.load("diabetes", loaders.data_file("diabetes", data_dir))
     for source, name in [
         ("Glucose", "glucose_mg_dl"),
         ("BloodPressure", "diastolic_bp_mm_hg"),
@@ -74,7 +74,7 @@ def test_heart_codes_site_and_target(data_dir):
 
 def test_stroke_na_bmi_and_flags(data_dir, tmp_path):
     src = pd.read_csv(loaders.data_file("stroke", data_dir), dtype=str, keep_default_na=False)
-    X, y = loaders.load_stroke(loaders.data_file("stroke", data_dir))
+    X, y = loaders.load("stroke", loaders.data_file("stroke", data_dir))
     assert X["bmi_kg_m2"].isna().sum() == src["bmi"].isin(["", "N/A"]).sum() > 0
     assert X["ever_married"].sum() == (src["ever_married"] == "Yes").sum()
     assert X["hypertension"].dtype == bool
@@ -86,14 +86,14 @@ def test_stroke_na_bmi_and_flags(data_dir, tmp_path):
         "1,Male,67,0,1,Yes,Private,Urban,228.69,N/A,formerly smoked,1\n"
         "2,Female,61,0,0,No,Self-employed,Rural,202.21,28.1,never smoked,0\n"
     )
-    X2, y2 = loaders.load_stroke(literal)
+    X2, y2 = loaders.load("stroke", literal)
     assert np.isnan(X2["bmi_kg_m2"].iloc[0]) and X2["bmi_kg_m2"].iloc[1] == 28.1
     assert list(y2) == ["stroke", "no_stroke"]
 
 
 def test_breast_cancer_columns(data_dir):
     src = raw(data_dir, "breast_cancer")
-    X, y = loaders.load_breast_cancer(loaders.data_file("breast_cancer", data_dir))
+    X, y = loaders.load("breast_cancer", loaders.data_file("breast_cancer", data_dir))
     assert X.shape[1] == 30
     np.testing.assert_array_equal(X["concave_points_worst"].to_numpy(), src["concave points_worst"].to_numpy())
     assert (y == "malignant").sum() == (src["diagnosis"] == "M").sum()
@@ -101,7 +101,7 @@ def test_breast_cancer_columns(data_dir):
 
 def test_sleep_blood_pressure_split_and_none_label(data_dir):
     src = raw(data_dir, "sleep")
-    X, y = loaders.load_sleep(loaders.data_file("sleep", data_dir))
+    X, y = loaders.load("sleep", loaders.data_file("sleep", data_dir))
     rebuilt = X["systolic_bp_mm_hg"].astype(str) + "/" + X["diastolic_bp_mm_hg"].astype(str)
     assert (rebuilt == src["Blood Pressure"]).all()
     assert (X["systolic_bp_mm_hg"] > X["diastolic_bp_mm_hg"]).all()
@@ -123,7 +123,7 @@ def test_life_expectancy_stray_spaces_and_missing_target(data_dir):
 
 def test_insurance(data_dir):
     src = raw(data_dir, "insurance")
-    X, y = loaders.load_insurance(loaders.data_file("insurance", data_dir))
+    X, y = loaders.load("insurance", loaders.data_file("insurance", data_dir))
     assert X["smoker"].sum() == (src["smoker"] == "yes").sum()
     np.testing.assert_array_equal(y.to_numpy(), src["charges"].to_numpy())
 
@@ -134,4 +134,4 @@ def test_missing_source_column_is_named(tmp_path):
         "Pregnancies,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome\n1,66,29,0,26.6,0.351,31,0\n"
     )
     with pytest.raises(ValueError, match="Glucose"):
-        loaders.load_diabetes(bad)
+        loaders.load("diabetes", bad)

@@ -120,11 +120,6 @@ def test_metrics_report_names_units_and_cohort_size(fitbit):
     assert fitbit.metric_names == ("steps", "tied", "constant")
     first = fitbit.metrics[0]
     assert (first.name, first.unit, first.n_user_days, first.n_users) == ("steps", "u", 100, 10)
-    pcts, values = fitbit.grid("steps")
-    assert pcts.shape == values.shape == (99,)
-    np.testing.assert_array_equal(values, STEPS_GRID)
-    with pytest.raises(ValueError):
-        values[0] = 1.0  # read-only
 
 
 @pytest.mark.parametrize("p", [1, 10, 50, 73, 99])
@@ -425,7 +420,7 @@ def test_committed_hospital_covers_all_services_and_weeks(committed_hospital):
 
 def test_committed_fitbit_p50_gives_about_50(committed_fitbit):
     for metric in committed_fitbit.metric_names:
-        _, grid = committed_fitbit.grid(metric)
+        grid = committed_fitbit.frame.set_index("metric").loc[metric, list(PERCENTILE_COLUMNS)].to_numpy(np.float64)
         v50 = grid[PERCENTILES.index(50)]
         tied = [p for p, v in zip(PERCENTILES, grid, strict=True) if v == v50]
         rank = committed_fitbit.percentile_of(metric, v50)

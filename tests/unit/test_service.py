@@ -99,3 +99,35 @@ def test_concurrent_single_calls_are_batched_and_each_gets_its_own_answer(svc, s
     assert batcher.batches - calls_before < len(records)
     for record, answer in zip(records, answers, strict=True):
         assert_close(answer.model_dump(mode="json"), svc.api.single(name, record).model_dump(mode="json"))
+
+
+SERVE_AND_LIST_MODULES = """
+import asyncio, json, sys
+import service
+svc = service.VitalCheck()
+from tests.utils.payloads import EXAMPLES, mri_test_image
+record = service.INPUT_MODELS["insurance"].model_validate(EXAMPLES["insurance"])
+asyncio.run(svc.insurance(record))
+svc.insurance_file(__import__("pathlib").Path(sys.argv[1]))
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("vitalcheck.training", "vitalcheck.batch")))))
+"""
+
+
+def test_a_serving_worker_loads_no_training_module(model_store, data_dir, tmp_path):
+    """The Bento leaves vitalcheck/training/ out: a worker that has loaded and served a record and a file must not need it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    upload = tmp_path / "rows.csv"
+    upload.write_text("\n".join(data_file("insurance", data_dir).read_text().splitlines()[:20]) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_LIST_MODULES, str(upload)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []

@@ -8,9 +8,12 @@
 * ``python -m vitalcheck.batch``: the command line (see ``docs/SPARK.md``).
 """
 
-from vitalcheck import threads  # noqa: F401  (first: sizes thread pools before NumPy/OpenMP load)
+from vitalcheck.settings import get_settings
+from vitalcheck.threads import size_thread_pools
+
+size_thread_pools(get_settings().compute_threads)  # first: before NumPy/OpenMP load
 
 # isort: split
-from vitalcheck.batch.scoring import DEFAULT_BATCH_ROWS, output_columns, score_frame, score_pandas
+from vitalcheck.batch.scoring import DEFAULT_BATCH_ROWS, output_columns, score_frame, score_pandas  # noqa: E402
 
 __all__ = ["DEFAULT_BATCH_ROWS", "output_columns", "score_frame", "score_pandas"]

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vitalcheck.batch.spark import refuse_existing_output, score_dataset, spark_session
     from vitalcheck.cards import ArtifactCheckError
-    from vitalcheck.training.loaders import MissingColumnError
+    from vitalcheck.sources import MissingColumnError
 
     if not args.overwrite:
         try:

@@ -4,7 +4,7 @@ Pure pandas (no Spark): the Spark job calls :func:`score_frame` on every Arrow b
 every partition, and the benchmark and the tests call it in-process. The pipeline is the
 one behind the service's ``<route>/file`` endpoint:
 
-1. :func:`vitalcheck.training.loaders.features` parses the source columns (missing-value
+1. :func:`vitalcheck.training.sources.features` parses the source columns (missing-value
    codes, the blood-pressure split, stray spaces in column names) into catalog features;
 2. each row is validated by the task's request model (the same pydantic rules as the API:
    valid ranges, categories, nullability, integers);
@@ -28,12 +28,12 @@ import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
+from vitalcheck import sources
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
 from vitalcheck.predictors.tabular import TabularPredictor
 from vitalcheck.schemas import INPUT_MODELS
-from vitalcheck.training import loaders
 
-NA_STRINGS: frozenset[str] = frozenset(loaders._NA_STRINGS)
+NA_STRINGS: frozenset[str] = frozenset(sources.NA_STRINGS)
 """Strings the loaders read as missing in a CSV file ("None" is not one: it is a sleep class)."""
 
 DEFAULT_BATCH_ROWS = 10_000
@@ -108,7 +108,7 @@ def strip_na_strings(raw: pd.DataFrame) -> pd.DataFrame:
     """Turn the loaders' missing-value strings into missing values in text columns.
 
     For rows read as text (e.g. a CSV read by Spark with every column a string), so that
-    "N/A" or "NaN" means missing exactly as when :func:`loaders.read_source` reads the file.
+    "N/A" or "NaN" means missing exactly as when :func:`sources.read_source` reads the file.
     """
     out = raw.copy()
     for column in out.columns:
@@ -129,21 +129,21 @@ def _parse(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
     find the rows at fault.
 
     Raises:
-        loaders.MissingColumnError: a required source column is absent (a job-level error).
+        sources.MissingColumnError: a required source column is absent (a job-level error).
 
     """
     raw = raw.reset_index(drop=True)
     try:
-        return loaders.features(name, raw), {}
-    except loaders.MissingColumnError:
+        return sources.features(name, raw), {}
+    except sources.MissingColumnError:
         raise
     except (ValueError, TypeError):
         pass
     parsed, errors = [], {}
     for i in range(len(raw)):
         try:
-            parsed.append(loaders.features(name, raw.iloc[[i]]))
-        except loaders.ColumnFormatError as exc:
+            parsed.append(sources.features(name, raw.iloc[[i]]))
+        except sources.ColumnFormatError as exc:
             msg = f"holds a value that is not a valid {exc.kind}"
             errors[i] = _error_json([{"type": "malformed_column", "loc": [exc.column], "msg": msg}])
         except (ValueError, TypeError):
@@ -177,7 +177,7 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
 
     Args:
         predictor: the loaded model.
-        raw: rows with the source column names (as :func:`loaders.read_source` returns
+        raw: rows with the source column names (as :func:`sources.read_source` returns
             them, or as Spark reads a Parquet or CSV file); other columns are ignored.
         moderate: probability at or above which a binary risk is 'moderate'.
         high: probability at or above which a binary risk is 'high'.
@@ -187,7 +187,7 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
         ``RangeIndex``. Scores equal the service's answers for the same rows.
 
     Raises:
-        loaders.MissingColumnError: a required source column is absent.
+        sources.MissingColumnError: a required source column is absent.
 
     """
     spec = predictor.spec

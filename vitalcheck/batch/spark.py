@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from vitalcheck import sources
 from vitalcheck.batch.scoring import DEFAULT_BATCH_ROWS, output_columns, score_frame, strip_na_strings
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.predictors.tabular import TabularPredictor
 from vitalcheck.settings import get_settings
-from vitalcheck.training import loaders
 
 if TYPE_CHECKING:
     from pyspark.accumulators import Accumulator
@@ -290,12 +290,12 @@ def check_input(df: DataFrame, model: str) -> None:
     """Fail fast on the driver when the input lacks a source column or clashes with an output column.
 
     Raises:
-        loaders.MissingColumnError: a required source column is missing.
+        sources.MissingColumnError: a required source column is missing.
         ValueError: an input column has the name of an output column.
 
     """
     empty = pd.DataFrame({name: pd.Series([], dtype=object) for name in df.columns})
-    loaders.features(model, empty, "input")
+    sources.features(model, empty, "input")
     taken = {c.lower() for c in df.columns} & {c.name.lower() for c in output_columns(TABULAR_MODELS[model])}
     if taken:
         raise ValueError(f"input columns {sorted(taken)} clash with output columns; rename them first")
@@ -384,7 +384,7 @@ def score_dataset(
 
     Raises:
         KeyError: ``model`` is not a tabular model.
-        loaders.MissingColumnError: the input lacks a required source column.
+        sources.MissingColumnError: the input lacks a required source column.
         vitalcheck.cards.ArtifactCheckError: the model fails its load checks.
         FileExistsError: the (local) output exists and ``overwrite`` is false.
         pyspark.errors.AnalysisException: Spark cannot read the input or write the output

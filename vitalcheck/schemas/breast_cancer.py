@@ -1,7 +1,7 @@
 """Request schemas of the breast_cancer model (`POST /api/v1/risk/breast-cancer`); responses use :class:`~vitalcheck.schemas.common.RiskPrediction`."""
 
 from vitalcheck.catalog import BREAST_CANCER
-from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import tabular_input_model
 
 EXAMPLE = {
     "radius_mean": 20.57,
@@ -38,4 +38,3 @@ EXAMPLE = {
 """A real record from the shared data set (BREAST_CANCER.dataset), used as the OpenAPI example and in tests."""
 
 BreastCancerInput = tabular_input_model(BREAST_CANCER, EXAMPLE, "BreastCancerInput")
-BreastCancerBatchInput = batch_input_model(BreastCancerInput, "BreastCancerBatchInput")

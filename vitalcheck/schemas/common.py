@@ -18,7 +18,6 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vitalcheck.catalog import ModelSpec
-from vitalcheck.settings import get_settings
 
 API_VERSION = "1.0.0"
 """Version of the VitalCheck HTTP API (the original design's routes and envelope)."""
@@ -239,9 +238,12 @@ def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: st
     )
 
 
-def batch_input_model(record_model: type[BaseModel], class_name: str) -> type[BaseModel]:
-    """Build a batch request model ``{"records": [record, ...]}`` of 1 to VITALCHECK_MAX_BATCH_RECORDS records."""
-    max_records = get_settings().max_batch_records
+def batch_input_model(record_model: type[BaseModel], class_name: str, max_records: int) -> type[BaseModel]:
+    """Build a batch request model ``{"records": [record, ...]}`` of 1 to ``max_records`` records.
+
+    ``max_records`` is VITALCHECK_MAX_BATCH_RECORDS, handed down by the service. A longer list is
+    refused before any record is validated; records are validated :data:`RECORD_CHUNK` at a time.
+    """
     field = Field(
         ...,
         min_length=1,

@@ -1,7 +1,7 @@
 """Request schemas of the diabetes model (`POST /api/v1/risk/diabetes`); responses use :class:`~vitalcheck.schemas.common.RiskPrediction`."""
 
 from vitalcheck.catalog import DIABETES
-from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import tabular_input_model
 
 EXAMPLE = {
     "pregnancies": 8,
@@ -16,4 +16,3 @@ EXAMPLE = {
 """A real record from the shared data set (DIABETES.dataset), used as the OpenAPI example and in tests."""
 
 DiabetesInput = tabular_input_model(DIABETES, EXAMPLE, "DiabetesInput")
-DiabetesBatchInput = batch_input_model(DiabetesInput, "DiabetesBatchInput")

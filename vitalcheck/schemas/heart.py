@@ -1,7 +1,7 @@
 """Request schemas of the heart model (`POST /api/v1/risk/heart`); responses use :class:`~vitalcheck.schemas.common.RiskPrediction`."""
 
 from vitalcheck.catalog import HEART
-from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import tabular_input_model
 
 EXAMPLE = {
     "age_years": 63,
@@ -21,4 +21,3 @@ EXAMPLE = {
 """A real record from the shared data set (HEART.dataset), used as the OpenAPI example and in tests."""
 
 HeartInput = tabular_input_model(HEART, EXAMPLE, "HeartInput")
-HeartBatchInput = batch_input_model(HeartInput, "HeartBatchInput")

@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from vitalcheck.catalog import INSURANCE
-from vitalcheck.schemas.common import Contributor, batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import Contributor, tabular_input_model
 
 EXAMPLE = {
     "age_years": 19,
@@ -16,7 +16,6 @@ EXAMPLE = {
 """A real record from the shared data set (INSURANCE.dataset), used as the OpenAPI example and in tests."""
 
 InsuranceInput = tabular_input_model(INSURANCE, EXAMPLE, "InsuranceInput")
-InsuranceBatchInput = batch_input_model(InsuranceInput, "InsuranceBatchInput")
 
 
 class InsurancePrediction(BaseModel):

@@ -3,7 +3,7 @@
 from pydantic import BaseModel, Field
 
 from vitalcheck.catalog import LIFE_EXPECTANCY
-from vitalcheck.schemas.common import Contributor, batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import Contributor, tabular_input_model
 
 EXAMPLE = {
     "year": 2015,
@@ -30,7 +30,6 @@ EXAMPLE = {
 """A real record from the shared data set (LIFE_EXPECTANCY.dataset), used as the OpenAPI example and in tests."""
 
 LifeExpectancyInput = tabular_input_model(LIFE_EXPECTANCY, EXAMPLE, "LifeExpectancyInput")
-LifeExpectancyBatchInput = batch_input_model(LifeExpectancyInput, "LifeExpectancyBatchInput")
 
 
 class LifeExpectancyPrediction(BaseModel):

@@ -1,7 +1,7 @@
 """Request schemas of the sleep model (`POST /api/v1/sleep`); responses use :class:`~vitalcheck.schemas.common.ClassPrediction`."""
 
 from vitalcheck.catalog import SLEEP
-from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import tabular_input_model
 
 EXAMPLE = {
     "sex": "Male",
@@ -20,4 +20,3 @@ EXAMPLE = {
 """A real record from the shared data set (SLEEP.dataset), used as the OpenAPI example and in tests."""
 
 SleepInput = tabular_input_model(SLEEP, EXAMPLE, "SleepInput")
-SleepBatchInput = batch_input_model(SleepInput, "SleepBatchInput")

@@ -1,7 +1,7 @@
 """Request schemas of the stroke model (`POST /api/v1/risk/stroke`); responses use :class:`~vitalcheck.schemas.common.RiskPrediction`."""
 
 from vitalcheck.catalog import STROKE
-from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.schemas.common import tabular_input_model
 
 EXAMPLE = {
     "sex": "Female",
@@ -18,4 +18,3 @@ EXAMPLE = {
 """A real record from the shared data set (STROKE.dataset), used as the OpenAPI example and in tests."""
 
 StrokeInput = tabular_input_model(STROKE, EXAMPLE, "StrokeInput")
-StrokeBatchInput = batch_input_model(StrokeInput, "StrokeBatchInput")

@@ -18,18 +18,27 @@ life expectancy: country).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
+from vitalcheck import sources
+from vitalcheck.catalog import TABULAR_MODELS
+from vitalcheck.sources import ColumnFormatError, MissingColumnError, features, read_source, source_columns
+
+__all__ = [
+    "DATA_FILES",
+    "ColumnFormatError",
+    "MissingColumnError",
+    "catalog_violations",
+    "data_file",
+    "features",
+    "load",
+    "load_with_meta",
+    "read_source",
+    "source_columns",
+]
 
 DATA_FILES: dict[str, str] = {
     "diabetes": "diabetes/diabetes.csv",
@@ -42,10 +51,6 @@ DATA_FILES: dict[str, str] = {
 }
 """Each tabular model's training file, relative to the data directory."""
 
-# Strings read as missing. "None" is deliberately absent: it is a class of the sleep data set.
-_NA_STRINGS = ["", "N/A", "NA", "n/a", "NaN", "nan"]
-_TRUE = {"true": True, "yes": True, "1": True, "1.0": True, "false": False, "no": False, "0": False, "0.0": False}
-
 
 def data_file(name: str, data_dir: str | Path) -> Path:
     """Return the path of model ``name``'s training file under ``data_dir``.
@@ -55,97 +60,6 @@ def data_file(name: str, data_dir: str | Path) -> Path:
 
     """
     return Path(data_dir) / DATA_FILES[name]
-
-
-def _norm(column: str) -> str:
-    """Column-name key that ignores stray and doubled spaces ("Measles " → "Measles")."""
-    return " ".join(str(column).split())
-
-
-def _read_csv(path: str | Path, **options: object) -> pd.DataFrame:
-    """Read a source CSV; ``options`` are extra :func:`pandas.read_csv` arguments (the upload limits)."""
-    raw = pd.read_csv(path, keep_default_na=False, na_values=_NA_STRINGS, **options)
-    raw.columns = [_norm(c) for c in raw.columns]
-    return raw
-
-
-class MissingColumnError(ValueError):
-    """A required source column is absent; ``column`` names it (as in the source format)."""
-
-    def __init__(self, path: str | Path, column: str) -> None:
-        super().__init__(f"{path}: column {column!r} is missing")
-        self.column = column
-
-
-class ColumnFormatError(ValueError):
-    """A source column holds a value that cannot be read as its documented type; ``column`` names it."""
-
-    def __init__(self, path: str | Path, column: str, kind: str) -> None:
-        super().__init__(f"{path}: column {column!r} holds a value that is not a valid {kind}")
-        self.column = column
-        self.kind = kind
-
-
-def _column(raw: pd.DataFrame, source: str, path: str | Path) -> pd.Series:
-    key = _norm(source)
-    if key not in raw.columns:
-        raise MissingColumnError(path, source)
-    return raw[key]
-
-
-def _to_bool(series: pd.Series, name: str) -> pd.Series:
-    """Map True/False, Yes/No, 1/0 (any case) to Python bool; missing → None."""
-
-    def convert(value: object) -> bool | None:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return None
-        key = str(value).strip().lower()
-        if key not in _TRUE:
-            raise ValueError(f"column {name!r}: {value!r} is not a boolean (True/False, Yes/No, 1/0)")
-        return _TRUE[key]
-
-    out = series.map(convert).astype(object)
-    if out.notna().all():
-        return out.astype(bool)
-    return out.where(out.notna(), None)
-
-
-def _to_category(series: pd.Series) -> pd.Series:
-    out = series.astype(object)
-    return out.where(out.notna(), None).map(lambda v: v if v is None else str(v).strip())
-
-
-def _features(
-    raw: pd.DataFrame, spec: ModelSpec, path: str | Path, derived: dict[str, pd.Series] | None = None
-) -> pd.DataFrame:
-    """Build the catalog-named feature frame from a parsed source frame."""
-    derived = derived or {}
-    columns: dict[str, pd.Series] = {}
-    for feat in spec.features:
-        series = derived[feat.name] if feat.name in derived else _column(raw, feat.source_column, path)
-        try:
-            columns[feat.name] = _convert(series, feat.type, feat.source_column)
-        except (ValueError, TypeError) as exc:
-            raise ColumnFormatError(path, feat.source_column, feat.type) from exc
-    return pd.DataFrame(columns, index=raw.index)[spec.feature_names]
-
-
-def _convert(series: pd.Series, kind: str, source_column: str) -> pd.Series:
-    if kind in ("number", "integer"):
-        series = pd.to_numeric(series, errors="raise").astype("float64")
-        if kind == "integer" and series.notna().all() and (series == series.round()).all():
-            series = series.astype("int64")
-        return series
-    if kind == "boolean":
-        return _to_bool(series, source_column)
-    return _to_category(series)
-
-
-def _zero_is_missing(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    X = X.copy()
-    for col in columns:
-        X[col] = X[col].astype("float64").mask(X[col] == 0)
-    return X
 
 
 def _labels(values: pd.Series, mapping: dict[object, str], column: str, path: str | Path) -> pd.Series:
@@ -159,18 +73,11 @@ def _labels(values: pd.Series, mapping: dict[object, str], column: str, path: st
 Loaded = tuple[pd.DataFrame, pd.Series, pd.DataFrame]
 
 
-def _diabetes_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    X = _features(raw, TABULAR_MODELS["diabetes"], path)
-    return _zero_is_missing(
-        X, ["glucose_mg_dl", "diastolic_bp_mm_hg", "skin_thickness_mm", "insulin_uu_ml", "bmi_kg_m2"]
-    )
-
-
 def _diabetes(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    X = _diabetes_features(raw, path)
+    raw = sources.read_csv(path)
+    X = sources.features("diabetes", raw, path)
     y = _labels(
-        _column(raw, "Outcome", path),
+        sources.column(raw, "Outcome", path),
         {0: "no_diabetes", 1: "diabetes", "0": "no_diabetes", "1": "diabetes"},
         "Outcome",
         path,
@@ -178,309 +85,62 @@ def _diabetes(path: str | Path) -> Loaded:
     return X, y, pd.DataFrame(index=raw.index)
 
 
-def _heart_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    return _zero_is_missing(_features(raw, TABULAR_MODELS["heart"], path), ["cholesterol_mg_dl", "resting_bp_mm_hg"])
-
-
 def _heart(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    X = _heart_features(raw, path)
-    num = pd.to_numeric(_column(raw, "num", path), errors="raise")
+    raw = sources.read_csv(path)
+    X = sources.features("heart", raw, path)
+    num = pd.to_numeric(sources.column(raw, "num", path), errors="raise")
     if num.isna().any() or ((num < 0) | (num > 4)).any():
         raise ValueError(f"{path}: target column 'num' must be 0-4 without missing values")
     y = (num > 0).map({False: "no_heart_disease", True: "heart_disease"}).astype(object).rename("target")
-    meta = pd.DataFrame({"site": _column(raw, "dataset", path).astype(str)}, index=raw.index)
+    meta = pd.DataFrame({"site": sources.column(raw, "dataset", path).astype(str)}, index=raw.index)
     return X, y, meta
 
 
 def _stroke(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    X = _plain_features("stroke", raw, path)
+    raw = sources.read_csv(path)
+    X = sources.features("stroke", raw, path)
     y = _labels(
-        _column(raw, "stroke", path), {0: "no_stroke", 1: "stroke", "0": "no_stroke", "1": "stroke"}, "stroke", path
+        sources.column(raw, "stroke", path),
+        {0: "no_stroke", 1: "stroke", "0": "no_stroke", "1": "stroke"},
+        "stroke",
+        path,
     )
     return X, y, pd.DataFrame(index=raw.index)
 
 
 def _breast_cancer(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    X = _plain_features("breast_cancer", raw, path)
-    y = _labels(_column(raw, "diagnosis", path), {"M": "malignant", "B": "benign"}, "diagnosis", path)
+    raw = sources.read_csv(path)
+    X = sources.features("breast_cancer", raw, path)
+    y = _labels(sources.column(raw, "diagnosis", path), {"M": "malignant", "B": "benign"}, "diagnosis", path)
     return X, y, pd.DataFrame(index=raw.index)
-
-
-def _sleep_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    bp = _column(raw, "Blood Pressure", path).astype(str).str.strip()
-    parts = bp.str.extract(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
-    bad = bp[parts[0].isna()]
-    if len(bad):
-        raise ValueError(f"{path}: 'Blood Pressure' values {sorted(set(bad))[:5]} are not 'systolic/diastolic'")
-    derived = {"systolic_bp_mm_hg": parts[0], "diastolic_bp_mm_hg": parts[1]}
-    return _features(raw, TABULAR_MODELS["sleep"], path, derived=derived)
 
 
 def _sleep(path: str | Path) -> Loaded:
     spec = TABULAR_MODELS["sleep"]
-    raw = _read_csv(path)
-    X = _sleep_features(raw, path)
+    raw = sources.read_csv(path)
+    X = sources.features("sleep", raw, path)
     labels = {c: c for c in spec.classes}
-    y = _labels(_column(raw, "Sleep Disorder", path), labels, "Sleep Disorder", path)
+    y = _labels(sources.column(raw, "Sleep Disorder", path), labels, "Sleep Disorder", path)
     return X, y, pd.DataFrame(index=raw.index)
 
 
-def _life_expectancy_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    X = _features(raw, TABULAR_MODELS["life_expectancy"], path)
-    # An income-composition index of 0 or 0 years of schooling are "not reported" codes.
-    return _zero_is_missing(X, ["income_composition_index", "schooling_years"])
-
-
 def _life_expectancy(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    target = pd.to_numeric(_column(raw, "Life expectancy", path), errors="raise").astype("float64")
+    raw = sources.read_csv(path)
+    target = pd.to_numeric(sources.column(raw, "Life expectancy", path), errors="raise").astype("float64")
     raw = raw.loc[target.notna()]
-    X = _life_expectancy_features(raw, path)
+    X = sources.features("life_expectancy", raw, path)
     y = target.loc[raw.index].rename("target")
-    meta = pd.DataFrame({"country": _column(raw, "Country", path).astype(str)}, index=raw.index)
+    meta = pd.DataFrame({"country": sources.column(raw, "Country", path).astype(str)}, index=raw.index)
     return X, y, meta
 
 
 def _insurance(path: str | Path) -> Loaded:
-    raw = _read_csv(path)
-    X = _plain_features("insurance", raw, path)
-    y = pd.to_numeric(_column(raw, "charges", path), errors="raise").astype("float64").rename("target")
+    raw = sources.read_csv(path)
+    X = sources.features("insurance", raw, path)
+    y = pd.to_numeric(sources.column(raw, "charges", path), errors="raise").astype("float64").rename("target")
     if y.isna().any():
         raise ValueError(f"{path}: target column 'charges' has missing values")
     return X, y, pd.DataFrame(index=raw.index)
-
-
-def _plain_features(name: str, raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    return _features(raw, TABULAR_MODELS[name], path)
-
-
-_FEATURE_BUILDERS: dict[str, Callable[[pd.DataFrame, str | Path], pd.DataFrame]] = {
-    "diabetes": _diabetes_features,
-    "heart": _heart_features,
-    "stroke": lambda raw, path: _plain_features("stroke", raw, path),
-    "breast_cancer": lambda raw, path: _plain_features("breast_cancer", raw, path),
-    "sleep": _sleep_features,
-    "life_expectancy": _life_expectancy_features,
-    "insurance": lambda raw, path: _plain_features("insurance", raw, path),
-}
-
-
-MAX_DECODED_BYTES = 16 << 20
-"""Most bytes the columns a model reads from an uploaded Parquet file may decode to.
-
-The largest legitimate upload is ``max_batch_records`` (10 000) rows of the widest model,
-breast cancer: 30 float64 feature columns (+ id and diagnosis) = 2.6 MB decoded, 0.4 MB as
-pandas writes it; the string-heaviest, sleep, decodes to under 4 MB. 16 MiB leaves a margin
-of 4x and bounds what the pandas conversion and row validation that follow may multiply.
-"""
-
-MAX_CELL_BYTES = 1000
-"""Longest text cell (bytes in Parquet, characters in CSV) an upload may hold in a column the model reads.
-
-The request schema accepts at most 200 characters per text field (``str_max_length``), so a
-longer cell can only be refused later; refusing it before conversion keeps 1 MiB strings
-from being copied through pandas and validation.
-"""
-
-MAX_ROW_GROUPS = 64
-"""Most row groups of an uploaded Parquet file (pandas writes one per million rows, so a legit upload has 1)."""
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Bounds on what an untrusted file may expand to while :func:`read_source` reads it.
-
-    Attributes:
-        max_rows: most data rows; reading stops after ``max_rows + 1`` so the caller can tell
-            "too many" without the rest of the file being parsed.
-        max_decoded_bytes: most bytes the Parquet columns read may decode to (strings counted
-            at their expanded length, so a dictionary- or RLE-encoded column cannot multiply).
-        max_row_groups: most Parquet row groups (each costs footer parsing and a read call).
-        max_cell_bytes: longest Parquet string or binary cell in the columns read.
-
-    """
-
-    max_rows: int
-    max_decoded_bytes: int
-    max_row_groups: int = MAX_ROW_GROUPS
-    max_cell_bytes: int = MAX_CELL_BYTES
-
-
-class SourceTooLarge(ValueError):
-    """An untrusted file breaks one of its :class:`UploadLimits`; ``rule`` names which.
-
-    ``too_many_rows``, ``too_many_bytes``, ``too_many_row_groups``, ``cell_too_long``, or
-    ``unsupported_column_type`` (a nested Parquet column: list, struct, map, union).
-    """
-
-    def __init__(self, rule: str) -> None:
-        super().__init__(rule)
-        self.rule = rule
-
-
-_PARQUET_BATCH_ROWS = 1024
-
-
-def source_columns(name: str) -> tuple[str, ...]:
-    """The source columns :func:`features` reads for model ``name``, each once, in catalog order.
-
-    Every feature is read from its catalog ``source_column``; the sleep model's systolic and
-    diastolic pressures are both split from ``Blood Pressure``, which is their source column.
-    Names are as in the source format (match them with stray spaces ignored, as
-    :func:`features` does). Targets and other non-feature columns are not included.
-
-    Raises:
-        KeyError: ``name`` is not a tabular model.
-
-    """
-    return tuple(dict.fromkeys(feat.source_column for feat in TABULAR_MODELS[name].features))
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return any(
-        check(kind)
-        for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
-    )
-
-
-def parquet_columns(schema: pa.Schema, columns: Sequence[str] | None) -> list[str]:
-    """The top-level Parquet columns :func:`read_source` reads for ``columns``: the matches and any stored index.
-
-    ``columns`` are source names matched with stray spaces ignored; ``None`` means all of them.
-    """
-    if columns is None:
-        return list(schema.names)
-    wanted = {_norm(c) for c in columns}
-    index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
-    return [n for n in schema.names if _norm(n) in wanted or n in index]
-
-
-def repeated_columns(names: Sequence[str], columns: Sequence[str]) -> list[str]:
-    """The source ``columns`` that appear more than once among a file's column ``names`` (stray spaces ignored).
-
-    pandas renames a repeated CSV column (``age``, ``age.1``) and Parquet keeps both, so which
-    copy a model would read is arbitrary: an upload with a repeated source column is refused.
-    """
-    wanted = {_norm(c): c for c in columns}
-    seen = Counter(_norm(n) for n in names)
-    return [wanted[n] for n, count in seen.items() if count > 1 and n in wanted]
-
-
-def _check_parquet(path: str | Path, limits: UploadLimits, read: list[str]) -> None:
-    """Stream the columns ``read`` of a Parquet file batch by batch under running caps; keeps nothing.
-
-    The footer's row-group count and the read columns' uncompressed chunk sizes are checked
-    first. String and binary columns are read dictionary-encoded, and their size is the sum of
-    the lengths their rows expand to, computed without expanding them; their longest value is
-    checked against ``max_cell_bytes`` before any conversion.
-    """
-    meta = pq.read_metadata(path)
-    if meta.num_row_groups > limits.max_row_groups:
-        raise SourceTooLarge("too_many_row_groups")
-    schema = pq.read_schema(path)
-    for name in read:
-        kind = schema.field(name).type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        if pa.types.is_nested(kind):
-            raise SourceTooLarge("unsupported_column_type")
-    wanted = set(read)
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        chunks = (group.column(j) for j in range(group.num_columns))
-        if sum(c.total_uncompressed_size for c in chunks if c.path_in_schema in wanted) > limits.max_decoded_bytes:
-            raise SourceTooLarge("too_many_bytes")
-    strings = [name for name in read if _is_text(schema.field(name).type)]
-    reader = pq.ParquetFile(path, read_dictionary=strings, metadata=meta)
-    rows = size = 0
-    for batch in reader.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=read, use_threads=False):
-        rows += batch.num_rows
-        if rows > limits.max_rows:
-            raise SourceTooLarge("too_many_rows")
-        longest = 0
-        for column in batch.columns:
-            if pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
-                lengths = pc.binary_length(column.dictionary)
-                size += (pc.sum(pc.take(lengths, column.indices)).as_py() or 0) + 8 * len(column)
-                longest = max(longest, pc.max(lengths).as_py() or 0)
-            else:
-                size += column.nbytes
-                if _is_text(column.type):
-                    longest = max(longest, pc.max(pc.binary_length(column)).as_py() or 0)
-        if size > limits.max_decoded_bytes:
-            raise SourceTooLarge("too_many_bytes")
-        if longest > limits.max_cell_bytes:
-            raise SourceTooLarge("cell_too_long")
-
-
-def read_source(
-    path: str | Path, limits: UploadLimits | None = None, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Read a CSV or Parquet file in a data set's source format, with its missing-value codes.
-
-    Parquet is recognised by its magic bytes; anything else is read as CSV with the loaders'
-    missing-value strings. Column names are normalised (stray and doubled spaces removed).
-
-    Args:
-        path: the file.
-        limits: set for an untrusted file (an upload). CSV is then read uncompressed whatever
-            the file name (pandas would otherwise pick a decompressor from a ``.gz``/``.zip``
-            suffix), at most ``max_rows + 1`` rows, and never with an implicit index (a row
-            wider than the header cannot turn its extra fields into index levels). Parquet is
-            first streamed under the row-group, row, decoded-byte and cell-length caps.
-            ``None`` (training): as before.
-        columns: read only these source columns (e.g. :func:`source_columns`), matched with
-            stray spaces ignored; others are never decoded. A column absent from the file is
-            simply not in the frame (:func:`features` then names it). When none is present the
-            frame has no columns (a CSV one then has no rows either). ``None``: every column.
-
-    Raises:
-        SourceTooLarge: the file breaks ``limits``.
-        ValueError: the file is neither readable Parquet nor CSV.
-    """
-    with open(path, "rb") as fh:
-        is_parquet = fh.read(4) == b"PAR1"
-    if not is_parquet:
-        options: dict[str, object] = {}
-        if columns is not None:
-            wanted = {_norm(c) for c in columns}
-            options["usecols"] = lambda column: _norm(column) in wanted
-        if limits is None:
-            return _read_csv(path, **options)
-        return _read_csv(path, compression=None, index_col=False, nrows=limits.max_rows + 1, **options)
-    read = None
-    if limits is not None or columns is not None:
-        read = parquet_columns(pq.read_schema(path), columns)
-    if limits is not None:
-        _check_parquet(path, limits, read)
-    raw = pd.read_parquet(path) if columns is None else pd.read_parquet(path, columns=read)
-    raw.columns = [_norm(c) for c in raw.columns]
-    return raw
-
-
-def features(name: str, raw: pd.DataFrame, path: str | Path = "<upload>") -> pd.DataFrame:
-    """Build model ``name``'s catalog features from a frame in the source format (target optional).
-
-    Applies the same parsing as the training loaders (missing-value codes, blood-pressure
-    split, stray spaces in column names); used to score uploaded files.
-
-    Args:
-        name: tabular model name (catalog key).
-        raw: frame as read by :func:`read_source` (source column names).
-        path: name used in error messages.
-
-    Returns:
-        DataFrame of shape (n_rows, n_features), catalog feature names in pipeline order.
-
-    Raises:
-        MissingColumnError: a required source column is absent.
-        ValueError: a value cannot be parsed in its documented format.
-    """
-    raw = raw.rename(columns=_norm)
-    return _FEATURE_BUILDERS[name](raw, path)
 
 
 _READERS: dict[str, Callable[[str | Path], Loaded]] = {
@@ -519,59 +179,6 @@ def load(name: str, path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
     """Load a data set file as ``(X, y)`` (see the module docstring); errors as :func:`load_with_meta`."""
     X, y, _ = load_with_meta(name, path)
     return X, y
-
-
-def load_diabetes(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Pima Indians Diabetes (``diabetes.csv``): 8 features; y ``no_diabetes``/``diabetes`` from ``Outcome``.
-
-    Zeros in Glucose, BloodPressure, SkinThickness, Insulin and BMI become NaN.
-    """
-    return load("diabetes", path)
-
-
-def load_heart(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """UCI Heart Disease (``heart_disease_uci.csv``): 13 features; y ``heart_disease`` when ``num`` > 0.
-
-    ``chol`` = 0 and ``trestbps`` = 0 become NaN; ``fbs``/``exang`` become bool (None if
-    missing). The site column ``dataset`` is not a feature (see :func:`load_with_meta`).
-    """
-    return load("heart", path)
-
-
-def load_stroke(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Kaggle stroke data (``healthcare-dataset-stroke-data.csv``): 10 features; y ``stroke``/``no_stroke``.
-
-    ``N/A`` (or empty) BMI becomes NaN; 0/1 and Yes/No flags become bool.
-    """
-    return load("stroke", path)
-
-
-def load_breast_cancer(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Wisconsin Diagnostic Breast Cancer (``wdbc.csv``): 30 features; y ``malignant`` (M) / ``benign`` (B)."""
-    return load("breast_cancer", path)
-
-
-def load_sleep(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Sleep Health and Lifestyle: 12 features; y ``None``/``Insomnia``/``Sleep Apnea``.
-
-    ``Blood Pressure`` "sys/dia" is split into systolic and diastolic (mm Hg); the string
-    "None" is a class label here, not a missing value.
-    """
-    return load("sleep", path)
-
-
-def load_life_expectancy(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """WHO life expectancy (``who_life_expectancy.csv``): 20 features; y life expectancy in years.
-
-    Column names are matched ignoring stray spaces; rows without a target are dropped;
-    income-composition index 0 and schooling 0 become NaN.
-    """
-    return load("life_expectancy", path)
-
-
-def load_insurance(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
-    """Medical cost data (``insurance.csv``): 6 features; y annual charges in USD; smoker yes/no → bool."""
-    return load("insurance", path)
 
 
 def catalog_violations(name: str, X: pd.DataFrame) -> list[str]:
