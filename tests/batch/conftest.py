@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from vitalcheck import sources
-from vitalcheck.batch.scoring import INPUT_MODELS, class_column
+from vitalcheck.batch.scoring import INPUT_MODELS
+from vitalcheck.predictors.tabular import class_column
 
 FLOAT_TOLERANCE = 1e-9
 """Scores may differ in the last bits between batch compositions (BLAS paths), as in tests/http."""

@@ -8,8 +8,9 @@ import pytest
 
 from tests.batch.conftest import assert_rows_equal, service_answers
 from vitalcheck import sources
-from vitalcheck.batch.scoring import class_column, output_columns, score_frame, score_pandas, strip_na_strings
+from vitalcheck.batch.scoring import output_columns, score_frame, score_pandas, strip_na_strings
 from vitalcheck.catalog import TABULAR_MODELS
+from vitalcheck.predictors.tabular import class_column
 from vitalcheck.training import loaders
 
 

@@ -19,8 +19,6 @@ and the rule it broke (never the value), like the API's 400 ``detail``.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +28,7 @@ from pydantic_core import to_json
 
 from vitalcheck import sources
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
-from vitalcheck.predictors.tabular import TabularPredictor
+from vitalcheck.predictors.tabular import OutputColumn, TabularPredictor, predictor_class
 from vitalcheck.schemas import INPUT_MODELS
 
 NA_STRINGS: frozenset[str] = frozenset(sources.NA_STRINGS)
@@ -42,27 +40,6 @@ DEFAULT_BATCH_ROWS = 10_000
 _ROW_ADAPTERS = {name: TypeAdapter(list[model]) for name, model in INPUT_MODELS.items()}
 
 
-@dataclass(frozen=True)
-class OutputColumn:
-    """One column that scoring adds to the input rows.
-
-    Attributes:
-        name: column name.
-        type: ``double`` or ``string`` (Spark SQL type name; pandas: float64 or object).
-        description: what the column holds.
-
-    """
-
-    name: str
-    type: str
-    description: str
-
-
-def class_column(label: str) -> str:
-    """Name of the probability column of a class (``"Sleep Apnea"`` → ``probability_sleep_apnea``)."""
-    return "probability_" + re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
-
-
 def output_columns(spec: ModelSpec) -> list[OutputColumn]:
     """The columns :func:`score_frame` returns for model ``spec``, in order.
 
@@ -72,25 +49,7 @@ def output_columns(spec: ModelSpec) -> list[OutputColumn]:
     Then for every model: ``contributors`` (JSON), ``warnings`` (JSON), ``error`` (JSON,
     null when the row was scored) and ``model_tag``.
     """
-    if spec.kind == "classifier" and len(spec.classes) == 2:
-        scores = [
-            OutputColumn("probability", "double", f"Probability of '{spec.classes[1]}', in [0, 1]."),
-            OutputColumn("risk_level", "string", "'low', 'moderate' or 'high' (VITALCHECK_RISK_* thresholds)."),
-        ]
-    elif spec.kind == "classifier":
-        scores = [OutputColumn(class_column(c), "double", f"Probability of '{c}'.") for c in spec.classes]
-        scores.append(OutputColumn("predicted_class", "string", "The most probable class."))
-    elif spec.kind == "regressor":
-        scores = [OutputColumn("life_expectancy_years", "double", "Life expectancy at birth, in years.")]
-    elif spec.kind == "interval_regressor":
-        scores = [
-            OutputColumn("charges_usd", "double", "Central estimate of annual charges, USD."),
-            OutputColumn("lower_usd", "double", "Lower end of the calibrated 90 % interval, USD."),
-            OutputColumn("upper_usd", "double", "Upper end of the calibrated 90 % interval, USD."),
-            OutputColumn("interval_level", "double", "Nominal coverage of [lower_usd, upper_usd] (0.9)."),
-        ]
-    else:
-        raise ValueError(f"model {spec.name!r} is not a tabular model")
+    scores = predictor_class(spec).score_columns(spec)
     return [
         *scores,
         OutputColumn(
@@ -204,27 +163,11 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
         predictions = predictor.predict(records, moderate=moderate, high=high)
         dumped = [r.model_dump() for r in records]
         for i, record, prediction in zip(positions, dumped, predictions, strict=True):
-            _fill(out, i, spec, prediction)
+            for column, value in predictor.score_values(prediction).items():
+                out[column][i] = value
             out["contributors"][i] = to_json(prediction.contributors).decode()
             out["warnings"][i] = json.dumps(predictor.warnings([record]), ensure_ascii=False)
     return pd.DataFrame({c.name: out[c.name] for c in columns})
-
-
-def _fill(out: dict[str, Any], i: int, spec: ModelSpec, prediction: Any) -> None:
-    if spec.kind == "classifier" and len(spec.classes) == 2:
-        out["probability"][i] = prediction.probability
-        out["risk_level"][i] = prediction.risk_level
-    elif spec.kind == "classifier":
-        for label, p in prediction.probabilities.items():
-            out[class_column(label)][i] = p
-        out["predicted_class"][i] = prediction.predicted_class
-    elif spec.kind == "regressor":
-        out["life_expectancy_years"][i] = prediction.life_expectancy_years
-    else:
-        out["charges_usd"][i] = prediction.charges_usd
-        out["lower_usd"][i] = prediction.lower_usd
-        out["upper_usd"][i] = prediction.upper_usd
-        out["interval_level"][i] = prediction.interval_level
 
 
 def score_pandas(

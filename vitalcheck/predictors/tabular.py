@@ -1,11 +1,22 @@
-"""Serving of the seven scikit-learn artifacts: loading with checks, scoring, contributions, warnings."""
+"""Serving of the seven scikit-learn artifacts: one predictor class per output kind.
+
+:class:`TabularPredictor` holds what every kind shares: loading with checks, the golden-output
+check, the "replace by baseline" block frame behind the contributions, and the warnings. Each
+kind owns its raw outputs, its prediction type and its batch-output columns:
+:class:`BinaryRiskPredictor`, :class:`MulticlassPredictor`, :class:`RegressionPredictor` and
+:class:`IntervalRegressionPredictor` (the ONNX image classifier is
+:class:`vitalcheck.predictors.mri.ImagePredictor`). :func:`predictor_class` picks the kind of a
+catalog record; :meth:`TabularPredictor.load` called on the base class does so itself.
+"""
 
 from __future__ import annotations
 
+import re
 import warnings as pywarnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import joblib
 import numpy as np
@@ -15,7 +26,6 @@ from pydantic import BaseModel
 
 from vitalcheck.cards import ArtifactCheckError, ModelCard, verify_artifact
 from vitalcheck.catalog import ModelSpec
-from vitalcheck.explain import contributions
 from vitalcheck.schemas.common import ClassPrediction, Contributor, ModelInfo, RiskPrediction
 from vitalcheck.schemas.insurance import InsurancePrediction
 from vitalcheck.schemas.life_expectancy import LifeExpectancyPrediction
@@ -50,16 +60,40 @@ def records_to_frame(spec: ModelSpec, records: Sequence[dict[str, Any]]) -> pd.D
     return frame
 
 
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column that batch scoring (:mod:`vitalcheck.batch.scoring`) adds to the input rows.
+
+    Attributes:
+        name: column name.
+        type: ``double`` or ``string`` (Spark SQL type name; pandas: float64 or object).
+        description: what the column holds.
+
+    """
+
+    name: str
+    type: str
+    description: str
+
+
+def class_column(label: str) -> str:
+    """Name of the probability column of a class (``"Sleep Apnea"`` → ``probability_sleep_apnea``)."""
+    return "probability_" + re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+
+
 class TabularPredictor:
-    """One loaded scikit-learn artifact and the card that describes it.
+    """One loaded scikit-learn artifact and the card that describes it (the base of the four kinds).
 
     Args:
         spec: catalog record.
         card: validated model card.
-        estimator: the unpickled pipeline (insurance: a tuple ``(central, lower, upper)``).
+        estimator: the unpickled pipeline (interval regressor: a tuple ``(central, lower, upper)``).
         info: model-store identity returned in responses.
 
     """
+
+    prediction_type: ClassVar[type[BaseModel]]
+    """The pydantic type of one prediction of this kind (the API's ``prediction`` field)."""
 
     def __init__(self, spec: ModelSpec, card: ModelCard, estimator: Any, info: ModelInfo) -> None:
         self.spec = spec
@@ -73,14 +107,16 @@ class TabularPredictor:
     def load(cls, spec: ModelSpec, directory: Path, tag: str) -> TabularPredictor:
         """Check and load an artifact from a directory holding it and its card.
 
-        The artifact's sha256 is checked against the card *before* it is unpickled; the
-        card's scikit-learn version must equal the installed one; the golden records in
-        the card must reproduce within :data:`GOLDEN_TOLERANCE`.
+        Called on :class:`TabularPredictor` itself, returns the predictor of ``spec``'s output
+        kind (:func:`predictor_class`). The artifact's sha256 is checked against the card
+        *before* it is unpickled; the card's scikit-learn version must equal the installed one;
+        the golden records in the card must reproduce within :data:`GOLDEN_TOLERANCE`.
 
         Raises:
             ArtifactCheckError: any check fails; the message names the artifact.
 
         """
+        kind = predictor_class(spec) if cls is TabularPredictor else cls
         artifact = directory / spec.artifact
         card = verify_artifact(artifact, directory / spec.card_file)
         trained_with = card.framework_versions.get("scikit-learn")
@@ -96,30 +132,49 @@ class TabularPredictor:
         except Exception as exc:  # any unpickling failure refuses the start
             raise ArtifactCheckError(f"artifact {artifact} could not be loaded: {type(exc).__name__}: {exc}") from exc
         info = ModelInfo(name=spec.name, tag=tag, version=tag.split(":")[-1], sha256=card.sha256)
-        predictor = cls(spec, card, estimator, info)
+        predictor = kind(spec, card, estimator, info)
         predictor.check_golden()
         return predictor
 
-    # ---- raw outputs -------------------------------------------------------------------
+    # ---- what each kind defines ------------------------------------------------------------
     def outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        """Score a frame with one vectorised call per estimator.
+        """Raw outputs of a frame, one vectorised call per estimator (the golden outputs' form).
 
         Returns:
-            classifiers: probabilities, shape (n, n_classes), catalog class order;
-            regressors: values, shape (n,); interval regressor: shape (n, 3) as
-            (central, lower, upper) with lower ≤ central ≤ upper enforced.
+            Class probabilities (n, n_classes) in catalog order, regression values (n,), or
+            (n, 3) as (central, lower, upper): see each kind.
 
         """
-        kind = self.spec.kind
-        if kind == "classifier":
-            return self.estimator.predict_proba(frame)
-        if kind == "regressor":
-            return np.asarray(self.estimator.predict(frame), dtype=float)
-        central, lower, upper = (np.asarray(m.predict(frame), dtype=float) for m in self.estimator)
-        lower = np.minimum(lower, central)
-        upper = np.maximum(upper, central)
-        return np.column_stack([central, lower, upper])
+        raise NotImplementedError
 
+    def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
+        """Score validated request records, each with its top-5 contributors.
+
+        One pipeline call on the :meth:`block_frame` of the records: the first row of each
+        block is the record as submitted (its output is the prediction), the others give the
+        contributions (an interval regressor adds one call per quantile model).
+
+        Args:
+            records: request models of this task.
+            moderate: probability at or above which a binary risk is 'moderate'.
+            high: probability at or above which a binary risk is 'high'.
+
+        Returns:
+            One :attr:`prediction_type` per record, in order.
+
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
+        """The columns batch scoring writes for one prediction of this kind of model ``spec``, in order."""
+        raise NotImplementedError
+
+    def score_values(self, prediction: Any) -> dict[str, Any]:
+        """One prediction as values of :meth:`score_columns` (column name → value)."""
+        raise NotImplementedError
+
+    # ---- shared -----------------------------------------------------------------------------
     def check_golden(self) -> None:
         """Compare the card's golden outputs with this artifact's answers.
 
@@ -142,7 +197,7 @@ class TabularPredictor:
 
     # ---- explanations and warnings -------------------------------------------------------
     def block_frame(self, records: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, np.ndarray]:
-        """The ``n × (f + 1)`` "replace by baseline" frame of :func:`vitalcheck.explain.contributions`.
+        """The ``n × (f + 1)`` "replace by baseline" frame behind every kind's contributions.
 
         Block ``i`` (rows ``i·(f+1)`` to ``i·(f+1)+f``) is record ``i`` as submitted, then record
         ``i`` with feature ``j`` set to its card baseline, for ``j = 0 … f-1``. Columns are typed
@@ -193,25 +248,6 @@ class TabularPredictor:
             for row, top, record in zip(deltas, order, records, strict=True)
         ]
 
-    def contributors(
-        self, frame: pd.DataFrame, records: Sequence[dict[str, Any]], class_index: int
-    ) -> list[list[Contributor]]:
-        """Top-5 signed contributions to the probability of class ``class_index`` (multiclass models).
-
-        Args:
-            frame: rows as built by :func:`records_to_frame` from ``records``.
-            records: the same rows as submitted (their values are reported as given).
-            class_index: the class whose probability is explained.
-
-        """
-        raw = contributions(
-            lambda f: self.estimator.predict_proba(f)[:, class_index], frame, self.baseline, top_k=TOP_K
-        )
-        return [
-            [Contributor(feature=name, value=record[name], contribution=float(c)) for name, _, c in row]
-            for row, record in zip(raw, records, strict=True)
-        ]
-
     def warnings(self, records: Sequence[dict[str, Any]], prefix: str = "") -> list[str]:
         """Warnings per record: inputs outside the training range and missing (imputed) inputs.
 
@@ -233,52 +269,129 @@ class TabularPredictor:
                         )
         return out
 
-    # ---- typed predictions ------------------------------------------------------------------
-    def predict(
-        self, records: Sequence[BaseModel], *, moderate: float, high: float
-    ) -> list[RiskPrediction | ClassPrediction | LifeExpectancyPrediction | InsurancePrediction]:
-        """Score validated request records, each with its top-5 contributors.
-
-        Binary classifiers and regressors make ONE pipeline call on the :meth:`block_frame`
-        of the records: the first row of each block is the record as submitted (its output is
-        the prediction), the others give the contributions. The insurance interval adds one
-        call per quantile model on the submitted rows. The multiclass sleep model explains
-        the winning class of each record (:meth:`contributors`).
-
-        Args:
-            records: request models of this task.
-            moderate: probability at or above which a binary risk is 'moderate'.
-            high: probability at or above which a binary risk is 'high'.
-
-        Returns:
-            One prediction per record, of the task's prediction type, in order.
-
-        """
+    def _blocks(self, records: Sequence[BaseModel]) -> tuple[list[dict[str, Any]], pd.DataFrame, np.ndarray]:
         dumped = [r.model_dump() for r in records]
-        kind = self.spec.kind
-        if kind == "classifier" and len(self.spec.classes) != 2:
-            return self._predict_multiclass(dumped)
-        n, block = len(dumped), len(self.spec.features) + 1
         frame, same = self.block_frame(dumped)
-        if kind == "classifier":
-            out = self.estimator.predict_proba(frame)[:, 1].reshape(n, block)
-        elif kind == "regressor":
-            out = np.asarray(self.estimator.predict(frame), dtype=float).reshape(n, block)
-        else:
-            out = np.asarray(self.estimator[0].predict(frame), dtype=float).reshape(n, block)
+        return dumped, frame, same
+
+
+class BinaryRiskPredictor(TabularPredictor):
+    """A binary classifier served as a risk: the positive class's probability and a risk level."""
+
+    prediction_type = RiskPrediction
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, shape (n, 2), catalog class order (positive class last)."""
+        return self.estimator.predict_proba(frame)
+
+    def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
+        """See :meth:`TabularPredictor.predict`; contributions in probability points."""
+        dumped, frame, same = self._blocks(records)
+        out = self.estimator.predict_proba(frame)[:, 1].reshape(len(dumped), -1)
+        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
+        return [
+            RiskPrediction(probability=float(p), risk_level=_risk_level(float(p), moderate, high), contributors=c)
+            for p, c in zip(out[:, 0], contributors, strict=True)
+        ]
+
+    @classmethod
+    def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
+        """``probability`` and ``risk_level``."""
+        return [
+            OutputColumn("probability", "double", f"Probability of '{spec.classes[1]}', in [0, 1]."),
+            OutputColumn("risk_level", "string", "'low', 'moderate' or 'high' (VITALCHECK_RISK_* thresholds)."),
+        ]
+
+    def score_values(self, prediction: Any) -> dict[str, Any]:
+        """``probability`` and ``risk_level`` of one prediction."""
+        return {"probability": prediction.probability, "risk_level": prediction.risk_level}
+
+
+class MulticlassPredictor(TabularPredictor):
+    """A classifier of three or more classes: every class's probability and the most probable one."""
+
+    prediction_type = ClassPrediction
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), catalog class order."""
+        return self.estimator.predict_proba(frame)
+
+    def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
+        """See :meth:`TabularPredictor.predict`; contributions explain each record's most probable class."""
+        dumped, frame, same = self._blocks(records)
+        n, classes = len(dumped), self.spec.classes
+        out = self.estimator.predict_proba(frame).reshape(n, -1, len(classes))
+        submitted = out[:, 0, :]
+        winners = submitted.argmax(axis=1)
+        explained = out[np.arange(n), :, winners]  # (n, f + 1): the winning class's probability per row
+        contributors = self._ranked(explained[:, :1] - explained[:, 1:], same, dumped)
+        return [
+            ClassPrediction(
+                probabilities={cls: float(p) for cls, p in zip(classes, probs, strict=True)},
+                predicted_class=classes[int(k)],
+                contributors=c,
+            )
+            for probs, k, c in zip(submitted, winners, contributors, strict=True)
+        ]
+
+    @classmethod
+    def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
+        """One ``probability_<class>`` per class, then ``predicted_class``."""
+        columns = [OutputColumn(class_column(c), "double", f"Probability of '{c}'.") for c in spec.classes]
+        return [*columns, OutputColumn("predicted_class", "string", "The most probable class.")]
+
+    def score_values(self, prediction: Any) -> dict[str, Any]:
+        """Every class's probability and the predicted class of one prediction."""
+        values = {class_column(label): p for label, p in prediction.probabilities.items()}
+        return {**values, "predicted_class": prediction.predicted_class}
+
+
+class RegressionPredictor(TabularPredictor):
+    """A regressor: one value in the target's unit (life expectancy in years)."""
+
+    prediction_type = LifeExpectancyPrediction
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted values, shape (n,)."""
+        return np.asarray(self.estimator.predict(frame), dtype=float)
+
+    def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
+        """See :meth:`TabularPredictor.predict`; contributions in the target's unit."""
+        dumped, frame, same = self._blocks(records)
+        out = self.outputs(frame).reshape(len(dumped), -1)
+        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
+        return [
+            LifeExpectancyPrediction(life_expectancy_years=float(v), contributors=c)
+            for v, c in zip(out[:, 0], contributors, strict=True)
+        ]
+
+    @classmethod
+    def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
+        """``life_expectancy_years``."""
+        return [OutputColumn("life_expectancy_years", "double", "Life expectancy at birth, in years.")]
+
+    def score_values(self, prediction: Any) -> dict[str, Any]:
+        """The predicted value."""
+        return {"life_expectancy_years": prediction.life_expectancy_years}
+
+
+class IntervalRegressionPredictor(TabularPredictor):
+    """A central estimate with a calibrated interval (insurance charges in USD)."""
+
+    prediction_type = InsurancePrediction
+
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Shape (n, 3) as (central, lower, upper), with lower ≤ central ≤ upper enforced."""
+        central, lower, upper = (np.asarray(m.predict(frame), dtype=float) for m in self.estimator)
+        return np.column_stack([central, np.minimum(lower, central), np.maximum(upper, central)])
+
+    def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
+        """See :meth:`TabularPredictor.predict`; contributions explain the central estimate, in USD."""
+        dumped, frame, same = self._blocks(records)
+        out = np.asarray(self.estimator[0].predict(frame), dtype=float).reshape(len(dumped), -1)
         contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
         central = out[:, 0]
-        if kind == "classifier":
-            return [
-                RiskPrediction(probability=float(p), risk_level=_risk_level(float(p), moderate, high), contributors=c)
-                for p, c in zip(central, contributors, strict=True)
-            ]
-        if kind == "regressor":
-            return [
-                LifeExpectancyPrediction(life_expectancy_years=float(v), contributors=c)
-                for v, c in zip(central, contributors, strict=True)
-            ]
-        submitted = frame.iloc[::block]
+        submitted = frame.iloc[:: out.shape[1]]
         lower = np.minimum(np.asarray(self.estimator[1].predict(submitted), dtype=float), central)
         upper = np.maximum(np.asarray(self.estimator[2].predict(submitted), dtype=float), central)
         return [
@@ -286,25 +399,36 @@ class TabularPredictor:
             for m, lo, hi, c in zip(central, lower, upper, contributors, strict=True)
         ]
 
-    def _predict_multiclass(self, dumped: list[dict[str, Any]]) -> list[ClassPrediction]:
-        classes = self.spec.classes
-        frame = records_to_frame(self.spec, dumped)
-        out = self.outputs(frame)
-        winners = out.argmax(axis=1)
-        contribs: list[list[Contributor]] = [[] for _ in range(len(frame))]
-        for k in np.unique(winners):
-            rows = np.flatnonzero(winners == k)
-            explained = self.contributors(frame.iloc[rows], [dumped[i] for i in rows], class_index=int(k))
-            for i, c in zip(rows, explained, strict=True):
-                contribs[i] = c
+    @classmethod
+    def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
+        """``charges_usd``, ``lower_usd``, ``upper_usd`` and ``interval_level``."""
         return [
-            ClassPrediction(
-                probabilities={cls: float(p) for cls, p in zip(classes, probs, strict=True)},
-                predicted_class=classes[int(k)],
-                contributors=c,
-            )
-            for probs, k, c in zip(out, winners, contribs, strict=True)
+            OutputColumn("charges_usd", "double", "Central estimate of annual charges, USD."),
+            OutputColumn("lower_usd", "double", "Lower end of the calibrated 90 % interval, USD."),
+            OutputColumn("upper_usd", "double", "Upper end of the calibrated 90 % interval, USD."),
+            OutputColumn("interval_level", "double", "Nominal coverage of [lower_usd, upper_usd] (0.9)."),
         ]
+
+    def score_values(self, prediction: Any) -> dict[str, Any]:
+        """The estimate, the interval and its nominal level."""
+        names = ("charges_usd", "lower_usd", "upper_usd", "interval_level")
+        return {name: getattr(prediction, name) for name in names}
+
+
+def predictor_class(spec: ModelSpec) -> type[TabularPredictor]:
+    """The predictor class of a tabular catalog record's output kind.
+
+    Raises:
+        ValueError: ``spec`` is not a tabular model.
+
+    """
+    if spec.kind == "classifier":
+        return BinaryRiskPredictor if len(spec.classes) == 2 else MulticlassPredictor
+    if spec.kind == "regressor":
+        return RegressionPredictor
+    if spec.kind == "interval_regressor":
+        return IntervalRegressionPredictor
+    raise ValueError(f"model {spec.name!r} is not a tabular model")
 
 
 def _risk_level(probability: float, moderate: float, high: float) -> str:
