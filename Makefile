@@ -10,8 +10,9 @@ export VITALCHECK_DATA_DIR := $(DATA_DIR)
 # No usage reports to BentoML from a health-data service (the Bento's image sets the same).
 export BENTOML_DO_NOT_TRACK ?= True
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-TABULAR := diabetes heart stroke breast_cancer sleep life_expectancy insurance
-PICKLES := $(foreach m,$(TABULAR),artifacts/$(m)_pipeline.pkl)
+# The catalog (vitalcheck/catalog.py) names every artifact: exit status 0 when all are present.
+ARTIFACTS_PRESENT = $(BIN)/python -c 'import sys; from pathlib import Path; from vitalcheck.catalog import MODELS; \
+	sys.exit(any(not Path("artifacts", s.artifact).is_file() for s in MODELS.values()))'
 
 .PHONY: help install models artifacts import serve test lint build clean
 
@@ -29,7 +30,7 @@ models: $(STAMP) ## (re)train the seven tabular models and rebuild both referenc
 	$(BIN)/python -m vitalcheck.training train --data-dir $(DATA_DIR)
 
 artifacts: $(STAMP) ## build the artifacts only if some are missing
-	@if ls $(PICKLES) >/dev/null 2>&1; then echo "artifacts present (make models rebuilds them)"; \
+	@if $(ARTIFACTS_PRESENT); then echo "artifacts present (make models rebuilds them)"; \
 	else $(MAKE) --no-print-directory models; fi
 
 import: artifacts ## check the artifacts and register them in the BentoML model store
@@ -74,7 +75,7 @@ reliability: import ## fuzzing (1,000 cases per endpoint), refused starts, worke
 	$(BIN)/python -m reliability $(RELIABILITY_STEPS) --soak-minutes $${SOAK_MINUTES:-10}
 
 clean: ## remove the virtualenv and the trained (uncommitted) artifacts
-	rm -rf $(VENV) $(PICKLES) artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md
+	rm -rf $(VENV) artifacts/*_pipeline.pkl artifacts/*_pipeline.card.json artifacts/MODEL_CARDS.md
 
 .PHONY: docs-check
 docs-check: artifacts ## the page at / in headless Chromium (apt-get install chromium): screenshot to build/docs-page.png, no request beyond loopback

@@ -30,6 +30,8 @@ class FeatureSpec:
         valid_max: largest value the API accepts.
         categories: allowed values for ``category`` features (exact spelling).
         nullable: whether the value may be missing (null); the pipeline imputes it.
+        zero_means_missing: the source format codes "not measured" as 0 (read as missing).
+        bp_part: the source column holds "systolic/diastolic"; this feature is that part.
 
     """
 
@@ -42,6 +44,8 @@ class FeatureSpec:
     valid_max: float | None = None
     categories: tuple[str, ...] = ()
     nullable: bool = False
+    zero_means_missing: bool = False
+    bp_part: Literal["systolic", "diastolic"] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class ModelSpec:
         return self.artifact.rsplit(".", 1)[0] + ".card.json"
 
 
-def _num(name, source, desc, unit="", lo=None, hi=None, nullable=False, integer=False):
+def _num(name, source, desc, unit="", lo=None, hi=None, nullable=False, integer=False, zero=False, bp=None):
     return FeatureSpec(
         name=name,
         type="integer" if integer else "number",
@@ -94,6 +98,8 @@ def _num(name, source, desc, unit="", lo=None, hi=None, nullable=False, integer=
         valid_min=lo,
         valid_max=hi,
         nullable=nullable,
+        zero_means_missing=zero,
+        bp_part=bp,
     )
 
 
@@ -112,6 +118,19 @@ def _bool(name, source, desc, nullable=False):
     return FeatureSpec(name=name, type="boolean", description=desc, source_column=source, nullable=nullable)
 
 
+# fmt: off
+_DIABETES_FEATURES = (
+    _num("pregnancies", "Pregnancies", "Number of times pregnant.", "count", 0, 20, integer=True),
+    _num("glucose_mg_dl", "Glucose", "Plasma glucose 2 h into an oral glucose tolerance test.", "mg/dL", 40, 300, nullable=True, zero=True),
+    _num("diastolic_bp_mm_hg", "BloodPressure", "Diastolic blood pressure.", "mm Hg", 20, 150, nullable=True, zero=True),
+    _num("skin_thickness_mm", "SkinThickness", "Triceps skin-fold thickness.", "mm", 5, 100, nullable=True, zero=True),
+    _num("insulin_uu_ml", "Insulin", "2-hour serum insulin.", "µU/mL", 10, 1000, nullable=True, zero=True),
+    _num("bmi_kg_m2", "BMI", "Body-mass index.", "kg/m²", 10, 80, nullable=True, zero=True),
+    _num("diabetes_pedigree", "DiabetesPedigreeFunction", "Diabetes pedigree function (family-history score).", "", 0, 3),
+    _num("age_years", "Age", "Age.", "years", 18, 100, integer=True),
+)
+# fmt: on
+
 DIABETES = ModelSpec(
     name="diabetes",
     store_name="vitalcheck-diabetes",
@@ -121,32 +140,26 @@ DIABETES = ModelSpec(
     dataset="diabetes",
     route="/api/v1/risk/diabetes",
     classes=("no_diabetes", "diabetes"),
-    features=(
-        _num("pregnancies", "Pregnancies", "Number of times pregnant.", "count", 0, 20, integer=True),
-        _num(
-            "glucose_mg_dl",
-            "Glucose",
-            "Plasma glucose 2 h into an oral glucose tolerance test.",
-            "mg/dL",
-            40,
-            300,
-            nullable=True,
-        ),
-        _num("diastolic_bp_mm_hg", "BloodPressure", "Diastolic blood pressure.", "mm Hg", 20, 150, nullable=True),
-        _num("skin_thickness_mm", "SkinThickness", "Triceps skin-fold thickness.", "mm", 5, 100, nullable=True),
-        _num("insulin_uu_ml", "Insulin", "2-hour serum insulin.", "µU/mL", 10, 1000, nullable=True),
-        _num("bmi_kg_m2", "BMI", "Body-mass index.", "kg/m²", 10, 80, nullable=True),
-        _num(
-            "diabetes_pedigree",
-            "DiabetesPedigreeFunction",
-            "Diabetes pedigree function (family-history score).",
-            "",
-            0,
-            3,
-        ),
-        _num("age_years", "Age", "Age.", "years", 18, 100, integer=True),
-    ),
+    features=_DIABETES_FEATURES,
 )
+
+# fmt: off
+_HEART_FEATURES = (
+    _num("age_years", "age", "Age.", "years", 18, 100, integer=True),
+    _cat("sex", "sex", "Sex.", ["Male", "Female"]),
+    _cat("chest_pain_type", "cp", "Chest-pain type.", ["typical angina", "atypical angina", "non-anginal", "asymptomatic"]),
+    _num("resting_bp_mm_hg", "trestbps", "Resting systolic blood pressure on admission.", "mm Hg", 60, 250, nullable=True, zero=True),
+    _num("cholesterol_mg_dl", "chol", "Serum cholesterol (0 in the source means missing).", "mg/dL", 80, 700, nullable=True, zero=True),
+    _bool("fasting_blood_sugar_over_120", "fbs", "Fasting blood sugar above 120 mg/dL.", nullable=True),
+    _cat("resting_ecg", "restecg", "Resting electrocardiogram result.", ["normal", "st-t abnormality", "lv hypertrophy"], nullable=True),
+    _num("max_heart_rate_bpm", "thalch", "Maximum heart rate achieved in the exercise test.", "beats/min", 50, 230, nullable=True),
+    _bool("exercise_angina", "exang", "Exercise-induced angina.", nullable=True),
+    _num("st_depression_mm", "oldpeak", "ST depression induced by exercise relative to rest.", "mm", -3, 7, nullable=True),
+    _cat("st_slope", "slope", "Slope of the peak-exercise ST segment.", ["upsloping", "flat", "downsloping"], nullable=True),
+    _num("major_vessels", "ca", "Number of major vessels coloured by fluoroscopy.", "count", 0, 3, nullable=True, integer=True),
+    _cat("thalassemia", "thal", "Thallium stress-test result.", ["normal", "fixed defect", "reversable defect"], nullable=True),
+)
+# fmt: on
 
 HEART = ModelSpec(
     name="heart",
@@ -157,86 +170,23 @@ HEART = ModelSpec(
     dataset="heart",
     route="/api/v1/risk/heart",
     classes=("no_heart_disease", "heart_disease"),
-    features=(
-        _num("age_years", "age", "Age.", "years", 18, 100, integer=True),
-        _cat("sex", "sex", "Sex.", ["Male", "Female"]),
-        _cat(
-            "chest_pain_type",
-            "cp",
-            "Chest-pain type.",
-            ["typical angina", "atypical angina", "non-anginal", "asymptomatic"],
-        ),
-        _num(
-            "resting_bp_mm_hg",
-            "trestbps",
-            "Resting systolic blood pressure on admission.",
-            "mm Hg",
-            60,
-            250,
-            nullable=True,
-        ),
-        _num(
-            "cholesterol_mg_dl",
-            "chol",
-            "Serum cholesterol (0 in the source means missing).",
-            "mg/dL",
-            80,
-            700,
-            nullable=True,
-        ),
-        _bool("fasting_blood_sugar_over_120", "fbs", "Fasting blood sugar above 120 mg/dL.", nullable=True),
-        _cat(
-            "resting_ecg",
-            "restecg",
-            "Resting electrocardiogram result.",
-            ["normal", "st-t abnormality", "lv hypertrophy"],
-            nullable=True,
-        ),
-        _num(
-            "max_heart_rate_bpm",
-            "thalch",
-            "Maximum heart rate achieved in the exercise test.",
-            "beats/min",
-            50,
-            230,
-            nullable=True,
-        ),
-        _bool("exercise_angina", "exang", "Exercise-induced angina.", nullable=True),
-        _num(
-            "st_depression_mm",
-            "oldpeak",
-            "ST depression induced by exercise relative to rest.",
-            "mm",
-            -3,
-            7,
-            nullable=True,
-        ),
-        _cat(
-            "st_slope",
-            "slope",
-            "Slope of the peak-exercise ST segment.",
-            ["upsloping", "flat", "downsloping"],
-            nullable=True,
-        ),
-        _num(
-            "major_vessels",
-            "ca",
-            "Number of major vessels coloured by fluoroscopy.",
-            "count",
-            0,
-            3,
-            nullable=True,
-            integer=True,
-        ),
-        _cat(
-            "thalassemia",
-            "thal",
-            "Thallium stress-test result.",
-            ["normal", "fixed defect", "reversable defect"],
-            nullable=True,
-        ),
-    ),
+    features=_HEART_FEATURES,
 )
+
+# fmt: off
+_STROKE_FEATURES = (
+    _cat("sex", "gender", "Sex.", ["Male", "Female", "Other"]),
+    _num("age_years", "age", "Age.", "years", 0, 120),
+    _bool("hypertension", "hypertension", "Diagnosed hypertension."),
+    _bool("heart_disease", "heart_disease", "Diagnosed heart disease."),
+    _bool("ever_married", "ever_married", "Has ever been married."),
+    _cat("work_type", "work_type", "Type of work.", ["Private", "Self-employed", "Govt_job", "children", "Never_worked"]),
+    _cat("residence_type", "Residence_type", "Type of residence.", ["Urban", "Rural"]),
+    _num("avg_glucose_mg_dl", "avg_glucose_level", "Average blood glucose.", "mg/dL", 40, 400),
+    _num("bmi_kg_m2", "bmi", "Body-mass index (N/A in the source means missing).", "kg/m²", 10, 100, nullable=True),
+    _cat("smoking_status", "smoking_status", "Smoking status.", ["formerly smoked", "never smoked", "smokes", "Unknown"]),
+)
+# fmt: on
 
 STROKE = ModelSpec(
     name="stroke",
@@ -247,28 +197,7 @@ STROKE = ModelSpec(
     dataset="stroke",
     route="/api/v1/risk/stroke",
     classes=("no_stroke", "stroke"),
-    features=(
-        _cat("sex", "gender", "Sex.", ["Male", "Female", "Other"]),
-        _num("age_years", "age", "Age.", "years", 0, 120),
-        _bool("hypertension", "hypertension", "Diagnosed hypertension."),
-        _bool("heart_disease", "heart_disease", "Diagnosed heart disease."),
-        _bool("ever_married", "ever_married", "Has ever been married."),
-        _cat(
-            "work_type",
-            "work_type",
-            "Type of work.",
-            ["Private", "Self-employed", "Govt_job", "children", "Never_worked"],
-        ),
-        _cat("residence_type", "Residence_type", "Type of residence.", ["Urban", "Rural"]),
-        _num("avg_glucose_mg_dl", "avg_glucose_level", "Average blood glucose.", "mg/dL", 40, 400),
-        _num("bmi_kg_m2", "bmi", "Body-mass index (N/A in the source means missing).", "kg/m²", 10, 100, nullable=True),
-        _cat(
-            "smoking_status",
-            "smoking_status",
-            "Smoking status.",
-            ["formerly smoked", "never smoked", "smokes", "Unknown"],
-        ),
-    ),
+    features=_STROKE_FEATURES,
 )
 
 _WDBC_MEASURES = (
@@ -289,16 +218,8 @@ _WDBC_STATS = (
     ("worst", "mean of the three largest values"),
 )
 
-BREAST_CANCER = ModelSpec(
-    name="breast_cancer",
-    store_name="vitalcheck-breast-cancer",
-    artifact="breast_cancer_pipeline.pkl",
-    kind="classifier",
-    task="Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
-    dataset="breast_cancer",
-    route="/api/v1/risk/breast-cancer",
-    classes=("benign", "malignant"),
-    features=tuple(
+# fmt: off
+_BREAST_CANCER_FEATURES = tuple(
         _num(
             f"{m}_{s}",
             f"{m.replace('_', ' ') if m == 'concave_points' else m}_{s}",
@@ -309,8 +230,37 @@ BREAST_CANCER = ModelSpec(
         )
         for s, sd in _WDBC_STATS
         for m, d, unit, lo, hi in _WDBC_MEASURES
-    ),
+    )
+# fmt: on
+
+BREAST_CANCER = ModelSpec(
+    name="breast_cancer",
+    store_name="vitalcheck-breast-cancer",
+    artifact="breast_cancer_pipeline.pkl",
+    kind="classifier",
+    task="Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
+    dataset="breast_cancer",
+    route="/api/v1/risk/breast-cancer",
+    classes=("benign", "malignant"),
+    features=_BREAST_CANCER_FEATURES,
 )
+
+# fmt: off
+_SLEEP_FEATURES = (
+    _cat("sex", "Gender", "Sex.", ["Male", "Female"]),
+    _num("age_years", "Age", "Age.", "years", 18, 100, integer=True),
+    _cat("occupation", "Occupation", "Occupation.", ["Accountant", "Doctor", "Engineer", "Lawyer", "Manager", "Nurse", "Sales Representative", "Salesperson", "Scientist", "Software Engineer", "Teacher"]),
+    _num("sleep_duration_h", "Sleep Duration", "Sleep per night.", "hours", 0, 16),
+    _num("sleep_quality_1_10", "Quality of Sleep", "Self-rated sleep quality, 1 (worst) to 10 (best).", "score", 1, 10, integer=True),
+    _num("physical_activity_min_per_day", "Physical Activity Level", "Physical activity per day.", "minutes/day", 0, 600, integer=True),
+    _num("stress_level_1_10", "Stress Level", "Self-rated stress, 1 (lowest) to 10 (highest).", "score", 1, 10, integer=True),
+    _cat("bmi_category", "BMI Category", "BMI category as recorded.", ["Normal", "Normal Weight", "Overweight", "Obese"]),
+    _num("systolic_bp_mm_hg", "Blood Pressure", "Systolic blood pressure (from 'sys/dia').", "mm Hg", 70, 250, integer=True, bp="systolic"),
+    _num("diastolic_bp_mm_hg", "Blood Pressure", "Diastolic blood pressure (from 'sys/dia').", "mm Hg", 40, 150, integer=True, bp="diastolic"),
+    _num("resting_heart_rate_bpm", "Heart Rate", "Resting heart rate.", "beats/min", 30, 200, integer=True),
+    _num("daily_steps", "Daily Steps", "Steps per day.", "steps/day", 0, 100000, integer=True),
+)
+# fmt: on
 
 SLEEP = ModelSpec(
     name="sleep",
@@ -321,85 +271,35 @@ SLEEP = ModelSpec(
     dataset="sleep",
     route="/api/v1/sleep",
     classes=("None", "Insomnia", "Sleep Apnea"),
-    features=(
-        _cat("sex", "Gender", "Sex.", ["Male", "Female"]),
-        _num("age_years", "Age", "Age.", "years", 18, 100, integer=True),
-        _cat(
-            "occupation",
-            "Occupation",
-            "Occupation.",
-            [
-                "Accountant",
-                "Doctor",
-                "Engineer",
-                "Lawyer",
-                "Manager",
-                "Nurse",
-                "Sales Representative",
-                "Salesperson",
-                "Scientist",
-                "Software Engineer",
-                "Teacher",
-            ],
-        ),
-        _num("sleep_duration_h", "Sleep Duration", "Sleep per night.", "hours", 0, 16),
-        _num(
-            "sleep_quality_1_10",
-            "Quality of Sleep",
-            "Self-rated sleep quality, 1 (worst) to 10 (best).",
-            "score",
-            1,
-            10,
-            integer=True,
-        ),
-        _num(
-            "physical_activity_min_per_day",
-            "Physical Activity Level",
-            "Physical activity per day.",
-            "minutes/day",
-            0,
-            600,
-            integer=True,
-        ),
-        _num(
-            "stress_level_1_10",
-            "Stress Level",
-            "Self-rated stress, 1 (lowest) to 10 (highest).",
-            "score",
-            1,
-            10,
-            integer=True,
-        ),
-        _cat(
-            "bmi_category",
-            "BMI Category",
-            "BMI category as recorded.",
-            ["Normal", "Normal Weight", "Overweight", "Obese"],
-        ),
-        _num(
-            "systolic_bp_mm_hg",
-            "Blood Pressure",
-            "Systolic blood pressure (from 'sys/dia').",
-            "mm Hg",
-            70,
-            250,
-            integer=True,
-        ),
-        _num(
-            "diastolic_bp_mm_hg",
-            "Blood Pressure",
-            "Diastolic blood pressure (from 'sys/dia').",
-            "mm Hg",
-            40,
-            150,
-            integer=True,
-        ),
-        _num("resting_heart_rate_bpm", "Heart Rate", "Resting heart rate.", "beats/min", 30, 200, integer=True),
-        _num("daily_steps", "Daily Steps", "Steps per day.", "steps/day", 0, 100000, integer=True),
-    ),
+    features=_SLEEP_FEATURES,
 )
 
 _pct = "% of one-year-olds"
+# fmt: off
+_LIFE_EXPECTANCY_FEATURES = (
+    _num("year", "Year", "Calendar year of the indicators.", "year", 1990, 2100, integer=True),
+    _cat("development_status", "Status", "Development status.", ["Developing", "Developed"]),
+    _num("adult_mortality_per_1000", "Adult Mortality", "Probability of dying between 15 and 60 years.", "per 1000 adults", 0, 1000, nullable=True),
+    _num("infant_deaths_per_1000", "infant deaths", "Infant deaths.", "per 1000 population", 0, 2000, nullable=True),
+    _num("alcohol_litres_per_capita", "Alcohol", "Recorded alcohol consumption, age 15+.", "litres pure alcohol/year", 0, 25, nullable=True),
+    _num("health_expenditure_pct_gdp_per_capita", "percentage expenditure", "Health expenditure as % of GDP per capita.", "%", 0, 25000, nullable=True),
+    _num("hepatitis_b_coverage_pct", "Hepatitis B", "Hepatitis B immunisation coverage.", _pct, 0, 100, nullable=True),
+    _num("measles_cases_per_1000", "Measles ", "Reported measles cases.", "per 1000 population", 0, 250000, nullable=True),
+    _num("mean_bmi_kg_m2", " BMI ", "Average body-mass index of the population (as recorded).", "kg/m²", 0, 100, nullable=True),
+    _num("under_five_deaths_per_1000", "under-five deaths ", "Under-five deaths.", "per 1000 population", 0, 3000, nullable=True),
+    _num("polio_coverage_pct", "Polio", "Polio immunisation coverage.", _pct, 0, 100, nullable=True),
+    _num("total_health_expenditure_pct", "Total expenditure", "Government health expenditure as % of total government expenditure.", "%", 0, 100, nullable=True),
+    _num("diphtheria_coverage_pct", "Diphtheria ", "DTP3 immunisation coverage.", _pct, 0, 100, nullable=True),
+    _num("hiv_aids_deaths_per_1000", " HIV", "Deaths of 0-4-year-olds from HIV/AIDS.", "per 1000 live births", 0, 100, nullable=True),
+    _num("gdp_per_capita_usd", "GDP", "Gross domestic product per capita.", "USD", 0, 200000, nullable=True),
+    _num("population", "Population", "Population of the country.", "people", 0, 2000000000.0, nullable=True),
+    _num("thinness_10_19_pct", " thinness  1-19 years", "Prevalence of thinness among 10-19-year-olds.", "%", 0, 100, nullable=True),
+    _num("thinness_5_9_pct", " thinness 5-9 years", "Prevalence of thinness among 5-9-year-olds.", "%", 0, 100, nullable=True),
+    _num("income_composition_index", "Income composition of resources", "Human Development Index in terms of income composition (0-1).", "", 0, 1, nullable=True, zero=True),
+    _num("schooling_years", "Schooling", "Expected years of schooling.", "years", 0, 25, nullable=True, zero=True),
+)
+# fmt: on
+
 LIFE_EXPECTANCY = ModelSpec(
     name="life_expectancy",
     store_name="vitalcheck-life-expectancy",
@@ -409,121 +309,19 @@ LIFE_EXPECTANCY = ModelSpec(
     dataset="life_expectancy",
     route="/api/v1/life-expectancy",
     target_unit="years",
-    features=(
-        _num("year", "Year", "Calendar year of the indicators.", "year", 1990, 2100, integer=True),
-        _cat("development_status", "Status", "Development status.", ["Developing", "Developed"]),
-        _num(
-            "adult_mortality_per_1000",
-            "Adult Mortality",
-            "Probability of dying between 15 and 60 years.",
-            "per 1000 adults",
-            0,
-            1000,
-            nullable=True,
-        ),
-        _num(
-            "infant_deaths_per_1000", "infant deaths", "Infant deaths.", "per 1000 population", 0, 2000, nullable=True
-        ),
-        _num(
-            "alcohol_litres_per_capita",
-            "Alcohol",
-            "Recorded alcohol consumption, age 15+.",
-            "litres pure alcohol/year",
-            0,
-            25,
-            nullable=True,
-        ),
-        _num(
-            "health_expenditure_pct_gdp_per_capita",
-            "percentage expenditure",
-            "Health expenditure as % of GDP per capita.",
-            "%",
-            0,
-            25000,
-            nullable=True,
-        ),
-        _num(
-            "hepatitis_b_coverage_pct", "Hepatitis B", "Hepatitis B immunisation coverage.", _pct, 0, 100, nullable=True
-        ),
-        _num(
-            "measles_cases_per_1000",
-            "Measles ",
-            "Reported measles cases.",
-            "per 1000 population",
-            0,
-            250000,
-            nullable=True,
-        ),
-        _num(
-            "mean_bmi_kg_m2",
-            " BMI ",
-            "Average body-mass index of the population (as recorded).",
-            "kg/m²",
-            0,
-            100,
-            nullable=True,
-        ),
-        _num(
-            "under_five_deaths_per_1000",
-            "under-five deaths ",
-            "Under-five deaths.",
-            "per 1000 population",
-            0,
-            3000,
-            nullable=True,
-        ),
-        _num("polio_coverage_pct", "Polio", "Polio immunisation coverage.", _pct, 0, 100, nullable=True),
-        _num(
-            "total_health_expenditure_pct",
-            "Total expenditure",
-            "Government health expenditure as % of total government expenditure.",
-            "%",
-            0,
-            100,
-            nullable=True,
-        ),
-        _num("diphtheria_coverage_pct", "Diphtheria ", "DTP3 immunisation coverage.", _pct, 0, 100, nullable=True),
-        _num(
-            "hiv_aids_deaths_per_1000",
-            " HIV",
-            "Deaths of 0-4-year-olds from HIV/AIDS.",
-            "per 1000 live births",
-            0,
-            100,
-            nullable=True,
-        ),
-        _num("gdp_per_capita_usd", "GDP", "Gross domestic product per capita.", "USD", 0, 200000, nullable=True),
-        _num("population", "Population", "Population of the country.", "people", 0, 2e9, nullable=True),
-        _num(
-            "thinness_10_19_pct",
-            " thinness  1-19 years",
-            "Prevalence of thinness among 10-19-year-olds.",
-            "%",
-            0,
-            100,
-            nullable=True,
-        ),
-        _num(
-            "thinness_5_9_pct",
-            " thinness 5-9 years",
-            "Prevalence of thinness among 5-9-year-olds.",
-            "%",
-            0,
-            100,
-            nullable=True,
-        ),
-        _num(
-            "income_composition_index",
-            "Income composition of resources",
-            "Human Development Index in terms of income composition (0-1).",
-            "",
-            0,
-            1,
-            nullable=True,
-        ),
-        _num("schooling_years", "Schooling", "Expected years of schooling.", "years", 0, 25, nullable=True),
-    ),
+    features=_LIFE_EXPECTANCY_FEATURES,
 )
+
+# fmt: off
+_INSURANCE_FEATURES = (
+    _num("age_years", "age", "Age of the primary beneficiary.", "years", 18, 100, integer=True),
+    _cat("sex", "sex", "Sex of the primary beneficiary.", ["female", "male"]),
+    _num("bmi_kg_m2", "bmi", "Body-mass index.", "kg/m²", 10, 70),
+    _num("children", "children", "Number of children covered by the insurance.", "count", 0, 10, integer=True),
+    _bool("smoker", "smoker", "Smokes."),
+    _cat("region", "region", "Residential area in the US.", ["northeast", "northwest", "southeast", "southwest"]),
+)
+# fmt: on
 
 INSURANCE = ModelSpec(
     name="insurance",
@@ -534,14 +332,7 @@ INSURANCE = ModelSpec(
     dataset="insurance",
     route="/api/v1/insurance",
     target_unit="USD/year",
-    features=(
-        _num("age_years", "age", "Age of the primary beneficiary.", "years", 18, 100, integer=True),
-        _cat("sex", "sex", "Sex of the primary beneficiary.", ["female", "male"]),
-        _num("bmi_kg_m2", "bmi", "Body-mass index.", "kg/m²", 10, 70),
-        _num("children", "children", "Number of children covered by the insurance.", "count", 0, 10, integer=True),
-        _bool("smoker", "smoker", "Smokes."),
-        _cat("region", "region", "Residential area in the US.", ["northeast", "northwest", "southeast", "southwest"]),
-    ),
+    features=_INSURANCE_FEATURES,
 )
 
 BRAIN_TUMOR = ModelSpec(

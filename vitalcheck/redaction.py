@@ -39,6 +39,12 @@ OTHER_PATH = "(unlisted path)"
 FIXED_LOCATIONS = frozenset({"body", "file", "image", "records", "header", "authorization", "content-type", "path"})
 """Location words VitalCheck itself puts in ``loc`` (besides field names)."""
 
+WEBSOCKET_LINES = frozenset(
+    f"%s (scheme=%s,path=%s) - {event}"
+    for event in ("Client connected", "Client disconnected", "Connection closed", "Connection established")
+)
+"""BentoML's access-log formats for WebSocket events (VitalCheck serves none; the guard closes them)."""
+
 LOGGED_ERRORS = 20
 """Most error locations one rejection-log line lists (a batch of invalid records has thousands)."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
@@ -148,7 +154,14 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; always keep it."""
-        if record.name == "bentoml.access" and isinstance(record.args, tuple) and len(record.args) >= 2:
+        if record.name.startswith("python_multipart"):
+            # Its parse warnings quote the offending byte of the body ("got 74 at index 2").
+            record.msg, record.args = "multipart parser: malformed body (details withheld: they quote the body)", ()
+        elif record.name == "bentoml.access" and record.msg in WEBSOCKET_LINES and isinstance(record.args, tuple):
+            address, scheme, path = (list(record.args) + ["", "", ""])[:3]
+            scheme = scheme if scheme in ("ws", "wss") else "(other)"
+            record.args = (safe_address(str(address)), scheme, self.redactor.safe_path(str(path)))
+        elif record.name == "bentoml.access" and isinstance(record.args, tuple) and len(record.args) >= 2:
             args = list(record.args)
             args[0] = safe_address(str(args[0]))
             args[1] = self.redactor.access_line(str(args[1]))
@@ -171,6 +184,12 @@ class RedactingFilter(logging.Filter):
             record.exc_text = None
             if record.levelno > logging.WARNING:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif exc is not None and type(exc).__module__.startswith("h11"):
+            # A client that broke HTTP framing (e.g. more bytes than its Content-Length): uvicorn
+            # has already answered 400; a 90-line ERROR traceback per request would flood the log.
+            record.msg, record.args = f"client protocol error ({type(exc).__qualname__}); answered by uvicorn", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         elif exc is not None and record.exc_info is not None:
             frames = "".join(traceback.format_tb(record.exc_info[2]))
             record.msg = f"{record.getMessage()}\nTraceback (most recent call last):\n{frames}"
@@ -178,7 +197,14 @@ class RedactingFilter(logging.Filter):
             record.args = ()
             record.exc_info = None
             record.exc_text = None
+        if isinstance(record.args, tuple):
+            # No argument may start a new line: a client's text must not forge a log line.
+            record.args = tuple(_one_line(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def ignore_client_trace_context(accept: bool) -> None:

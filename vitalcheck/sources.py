@@ -9,7 +9,7 @@ untrusted file (an upload) is read under :class:`UploadLimits`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
+from vitalcheck.errors import ColumnFormatError, MissingColumnError, SourceTooLarge
 
 # Strings read as missing. "None" is deliberately absent: it is a class of the sleep data set.
 NA_STRINGS = ["", "N/A", "NA", "n/a", "NaN", "nan"]
@@ -38,23 +39,6 @@ def read_csv(path: str | Path, **options: object) -> pd.DataFrame:
     raw = pd.read_csv(path, keep_default_na=False, na_values=NA_STRINGS, **options)
     raw.columns = [_norm(c) for c in raw.columns]
     return raw
-
-
-class MissingColumnError(ValueError):
-    """A required source column is absent; ``column`` names it (as in the source format)."""
-
-    def __init__(self, path: str | Path, column: str) -> None:
-        super().__init__(f"{path}: column {column!r} is missing")
-        self.column = column
-
-
-class ColumnFormatError(ValueError):
-    """A source column holds a value that cannot be read as its documented type; ``column`` names it."""
-
-    def __init__(self, path: str | Path, column: str, kind: str) -> None:
-        super().__init__(f"{path}: column {column!r} holds a value that is not a valid {kind}")
-        self.column = column
-        self.kind = kind
 
 
 def column(raw: pd.DataFrame, source: str, path: str | Path) -> pd.Series:
@@ -120,46 +104,30 @@ def _zero_is_missing(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return X
 
 
-def _diabetes_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    X = _features(raw, TABULAR_MODELS["diabetes"], path)
-    return _zero_is_missing(
-        X, ["glucose_mg_dl", "diastolic_bp_mm_hg", "skin_thickness_mm", "insulin_uu_ml", "bmi_kg_m2"]
-    )
+def _split_blood_pressure(raw: pd.DataFrame, spec: ModelSpec, path: str | Path) -> dict[str, pd.Series]:
+    """The features whose catalog ``bp_part`` says their source column holds "systolic/diastolic"."""
+    split = [f for f in spec.features if f.bp_part]
+    if not split:
+        return {}
+    derived: dict[str, pd.Series] = {}
+    for source in dict.fromkeys(f.source_column for f in split):
+        bp = column(raw, source, path).astype(str).str.strip()
+        parts = bp.str.extract(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
+        bad = bp[parts[0].isna()]
+        if len(bad):
+            raise ValueError(f"{path}: {source!r} values {sorted(set(bad))[:5]} are not 'systolic/diastolic'")
+        for f in split:
+            if f.source_column == source:
+                derived[f.name] = parts[0 if f.bp_part == "systolic" else 1]
+    return derived
 
 
-def _heart_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    return _zero_is_missing(_features(raw, TABULAR_MODELS["heart"], path), ["cholesterol_mg_dl", "resting_bp_mm_hg"])
-
-
-def _sleep_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    bp = column(raw, "Blood Pressure", path).astype(str).str.strip()
-    parts = bp.str.extract(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
-    bad = bp[parts[0].isna()]
-    if len(bad):
-        raise ValueError(f"{path}: 'Blood Pressure' values {sorted(set(bad))[:5]} are not 'systolic/diastolic'")
-    derived = {"systolic_bp_mm_hg": parts[0], "diastolic_bp_mm_hg": parts[1]}
-    return _features(raw, TABULAR_MODELS["sleep"], path, derived=derived)
-
-
-def _life_expectancy_features(raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    X = _features(raw, TABULAR_MODELS["life_expectancy"], path)
-    # An income-composition index of 0 or 0 years of schooling are "not reported" codes.
-    return _zero_is_missing(X, ["income_composition_index", "schooling_years"])
-
-
-def _plain_features(name: str, raw: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    return _features(raw, TABULAR_MODELS[name], path)
-
-
-_FEATURE_BUILDERS: dict[str, Callable[[pd.DataFrame, str | Path], pd.DataFrame]] = {
-    "diabetes": _diabetes_features,
-    "heart": _heart_features,
-    "stroke": lambda raw, path: _plain_features("stroke", raw, path),
-    "breast_cancer": lambda raw, path: _plain_features("breast_cancer", raw, path),
-    "sleep": _sleep_features,
-    "life_expectancy": _life_expectancy_features,
-    "insurance": lambda raw, path: _plain_features("insurance", raw, path),
-}
+def features_of(spec: ModelSpec, raw: pd.DataFrame, path: str | Path = "<upload>") -> pd.DataFrame:
+    """Build the catalog features of any tabular record ``spec`` (see :func:`features`), e.g. a new task's."""
+    raw = raw.rename(columns=_norm)
+    X = _features(raw, spec, path, derived=_split_blood_pressure(raw, spec, path))
+    zero_coded = [f.name for f in spec.features if f.zero_means_missing]
+    return _zero_is_missing(X, zero_coded) if zero_coded else X
 
 
 MAX_DECODED_BYTES = 16 << 20
@@ -203,18 +171,6 @@ class UploadLimits:
     max_decoded_bytes: int
     max_row_groups: int = MAX_ROW_GROUPS
     max_cell_bytes: int = MAX_CELL_BYTES
-
-
-class SourceTooLarge(ValueError):
-    """An untrusted file breaks one of its :class:`UploadLimits`; ``rule`` names which.
-
-    ``too_many_rows``, ``too_many_bytes``, ``too_many_row_groups``, ``cell_too_long``, or
-    ``unsupported_column_type`` (a nested Parquet column: list, struct, map, union).
-    """
-
-    def __init__(self, rule: str) -> None:
-        super().__init__(rule)
-        self.rule = rule
 
 
 _PARQUET_BATCH_ROWS = 1024
@@ -360,8 +316,9 @@ def read_source(
 def features(name: str, raw: pd.DataFrame, path: str | Path = "<upload>") -> pd.DataFrame:
     """Build model ``name``'s catalog features from a frame in the source format (target optional).
 
-    Applies the same parsing as the training loaders (missing-value codes, blood-pressure
-    split, stray spaces in column names); used to score uploaded files.
+    Applies the catalog's source-format rules, the same for training and serving: missing-value
+    codes (``zero_means_missing`` features), the blood-pressure split (``bp_part``), stray spaces
+    in column names.
 
     Args:
         name: tabular model name (catalog key).
@@ -375,5 +332,4 @@ def features(name: str, raw: pd.DataFrame, path: str | Path = "<upload>") -> pd.
         MissingColumnError: a required source column is absent.
         ValueError: a value cannot be parsed in its documented format.
     """
-    raw = raw.rename(columns=_norm)
-    return _FEATURE_BUILDERS[name](raw, path)
+    return features_of(TABULAR_MODELS[name], raw, path)

@@ -23,7 +23,7 @@ from vitalcheck.predictors.mri import (
     predict_probabilities,
 )
 from vitalcheck.settings import get_settings
-from vitalcheck.training import brain_mri
+from vitalcheck.training.brain_mri import data, fit, metrics, trainer
 
 SETTINGS = get_settings()
 ONNX_FILE = SETTINGS.artifacts_dir / BRAIN_TUMOR.artifact
@@ -175,9 +175,9 @@ def test_image_predictor_loads_and_predicts(store, card):
 
 
 def test_tampered_artifact_is_refused(store):
-    data = bytearray((store / BRAIN_TUMOR.artifact).read_bytes())
-    data[-10] ^= 0xFF
-    (store / BRAIN_TUMOR.artifact).write_bytes(bytes(data))
+    raw = bytearray((store / BRAIN_TUMOR.artifact).read_bytes())
+    raw[-10] ^= 0xFF
+    (store / BRAIN_TUMOR.artifact).write_bytes(bytes(raw))
     with pytest.raises(ArtifactCheckError, match="sha256"):
         ImagePredictor.load(store, "t:1", intra_op_threads=1, inter_op_threads=1)
 
@@ -200,7 +200,7 @@ def test_inconsistent_card_is_refused(store, edit):
 # ---- accuracy on the shared test images -------------------------------------------------------------
 @requires_data
 def test_accuracy_on_shared_test_images(card):
-    result = brain_mri.evaluate(ONNX_FILE, MANIFEST)
+    result = trainer.evaluate(ONNX_FILE, MANIFEST)
     n_test = int((pd.read_csv(MANIFEST)["split"] == "test").sum())
     assert result["n_images"] == n_test == card.dataset.rows_test
     assert np.asarray(result["confusion_matrix"]).sum() == n_test
@@ -216,36 +216,36 @@ def test_phash_groups_link_near_duplicates_transitively():
     hashes = np.array(
         [base, base ^ np.uint64(0b111), base ^ np.uint64(0b111_111), ~base, ~base ^ np.uint64(1)], dtype=np.uint64
     )
-    groups = brain_mri.phash_groups(hashes, max_distance=3)
+    groups = data.phash_groups(hashes, max_distance=3)
     assert groups[0] == groups[1] == groups[2]  # 0-1 and 1-2 differ in 3 bits; 0-2 (6 bits) only through 1
-    assert len(set(brain_mri.phash_groups(hashes, max_distance=2))) == 4
+    assert len(set(data.phash_groups(hashes, max_distance=2))) == 4
     assert groups[3] == groups[4] and groups[3] != groups[0]
-    assert brain_mri.hamming_min_to(hashes[:1], hashes[3:]).tolist() == [64 - 1]
+    assert data.hamming_min_to(hashes[:1], hashes[3:]).tolist() == [64 - 1]
 
 
 def test_grouped_validation_never_splits_a_group():
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(200), rng.integers(1, 6, size=200))
     y = (groups % 4).astype(np.int64)
-    val = brain_mri.grouped_validation_mask(y, groups, 0.15, seed=1)
+    val = data.grouped_validation_mask(y, groups, 0.15, seed=1)
     for g in np.unique(groups):
         assert len(set(val[groups == g])) == 1
     for k in range(4):
         n_k = int((y == k).sum())
         assert 0.10 * n_k < val[y == k].sum() <= round(0.15 * n_k)
-    np.testing.assert_array_equal(val, brain_mri.grouped_validation_mask(y, groups, 0.15, seed=1))
+    np.testing.assert_array_equal(val, data.grouped_validation_mask(y, groups, 0.15, seed=1))
 
 
 def test_expected_calibration_error():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     confident_right = np.eye(2)[y]
-    assert brain_mri.expected_calibration_error(confident_right, y) == pytest.approx(0.0)
+    assert metrics.expected_calibration_error(confident_right, y) == pytest.approx(0.0)
     confident_wrong = np.eye(2)[1 - y]
-    assert brain_mri.expected_calibration_error(confident_wrong, y) == pytest.approx(1.0)
+    assert metrics.expected_calibration_error(confident_wrong, y) == pytest.approx(1.0)
     # 0.75 confidence, 75 % right: calibrated
     proba = np.tile([0.75, 0.25], (8, 1))
     y2 = np.array([0, 0, 0, 1, 0, 0, 0, 1])
-    assert brain_mri.expected_calibration_error(proba, y2) == pytest.approx(0.0)
+    assert metrics.expected_calibration_error(proba, y2) == pytest.approx(0.0)
 
 
 def test_classification_report_by_hand():
@@ -256,7 +256,7 @@ def test_classification_report_by_hand():
     proba[np.arange(8), pred] = 0.7
     # tumour-only: row 3 (true meningioma, predicted notumor) falls back to its best tumour class
     proba[3] = [0.05, 0.25, 0.6, 0.1]
-    rep = brain_mri.classification_report(y, proba)
+    rep = metrics.classification_report(y, proba)
     assert rep["accuracy"] == pytest.approx(5 / 8)
     assert rep["recall_glioma"] == 0.5 and rep["recall_notumor"] == 1.0 and rep["recall_pituitary"] == 0.5
     f1 = [2 / 4, 2 / 4, 4 / 5, 2 / 3]  # glioma, meningioma, notumor, pituitary
@@ -270,13 +270,13 @@ def test_classification_report_by_hand():
 def test_read_manifest_validates(tmp_path):
     good = tmp_path / "m.csv"
     good.write_text("path,label,split\na.png,glioma,train\nb.png,notumor,test\n")
-    assert list(brain_mri.read_manifest(good, "test")["path"]) == ["b.png"]
+    assert list(data.read_manifest(good, "test")["path"]) == ["b.png"]
     bad = tmp_path / "bad.csv"
     bad.write_text("path,label\na.png,astrocytoma\n")
     with pytest.raises(ValueError, match="astrocytoma"):
-        brain_mri.read_manifest(bad)
+        data.read_manifest(bad)
     with pytest.raises(ValueError):
-        brain_mri.read_manifest(good, "validation")
+        data.read_manifest(good, "validation")
 
 
 def _synthetic_dataset(root: Path, per_class_train: int, per_class_test: int) -> Path:
@@ -304,11 +304,11 @@ def _synthetic_dataset(root: Path, per_class_train: int, per_class_test: int) ->
 
 def test_evaluate_reads_paths_relative_to_the_manifest(tmp_path, card):
     manifest = _synthetic_dataset(tmp_path / "set", 1, 2)
-    result = brain_mri.evaluate(ONNX_FILE, manifest)
+    result = trainer.evaluate(ONNX_FILE, manifest)
     assert result["n_images"] == 8 and result["split"] == "test"
     assert result["classes"] == CLASSES
     assert np.asarray(result["confusion_matrix"]).sum() == 8
-    everything = brain_mri.evaluate(ONNX_FILE, manifest, split=None)
+    everything = trainer.evaluate(ONNX_FILE, manifest, split=None)
     assert everything["n_images"] == 12
 
 
@@ -317,12 +317,12 @@ def test_train_end_to_end_on_a_tiny_data_set(tmp_path):
     pytest.importorskip("torch", reason="PyTorch is in the `cnn` extra: pip install -e '.[cnn]'")
     manifest = _synthetic_dataset(tmp_path / "brain_mri", 14, 4)
     out = tmp_path / "artifacts"
-    brain_mri.train(manifest.parent, out, epochs=2)
+    trainer.train(manifest.parent, out, epochs=2)
     card = verify_artifact(out / BRAIN_TUMOR.artifact, out / BRAIN_TUMOR.card_file)
     assert card.dataset.rows_train == 56 and card.dataset.rows_test == 16
     assert card.extra["onnx_max_abs_diff"] < 1e-4
     predictor = ImagePredictor.load(out, "t:1", intra_op_threads=1, inter_op_threads=1)  # golden + spec checks
-    result = brain_mri.evaluate(out / BRAIN_TUMOR.artifact, manifest)
+    result = trainer.evaluate(out / BRAIN_TUMOR.artifact, manifest)
     assert result["accuracy"] == pytest.approx(card.metrics["accuracy"], abs=1e-6)
     assert predictor.card.sha256 == sha256_file(out / BRAIN_TUMOR.artifact)
 
@@ -336,6 +336,6 @@ def test_equalisation_augmentation_matches_pillow():
     img[20:80, 15:85] = rng.integers(30, 200, size=(60, 70))
     x = torch.from_numpy(img.astype(np.float32) / 255)[None, None]
     expected = np.asarray(ImageOps.equalize(Image.fromarray(img)), dtype=np.float32) / 255
-    np.testing.assert_allclose(brain_mri._equalize(x)[0, 0].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(fit._equalize(x)[0, 0].numpy(), expected, atol=1e-6)
     constant = torch.full((1, 1, 8, 8), 0.5)
-    np.testing.assert_allclose(brain_mri._equalize(constant).numpy(), constant.numpy(), atol=1 / 255)
+    np.testing.assert_allclose(fit._equalize(constant).numpy(), constant.numpy(), atol=1 / 255)

@@ -8,7 +8,7 @@ import pytest
 
 from vitalcheck.catalog import TABULAR_MODELS
 from vitalcheck.explain import contributions
-from vitalcheck.training import loaders, tabular
+from vitalcheck.training import evaluation, loaders, splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -17,9 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def case(request, tabular_artifacts, data_dir):
     name = request.param
     spec = TABULAR_MODELS[name]
-    model, card = tabular.load_artifact(name, tabular_artifacts)
+    model, card = evaluation.load_artifact(name, tabular_artifacts)
     X, y, meta = loaders.load_with_meta(name, loaders.data_file(name, data_dir))
-    _, test = tabular.split(name, X, y, meta)
+    _, test = splits.split(name, X, y, meta)
     rows = X.iloc[test[:6]].reset_index(drop=True)
     baseline = {f.name: f.baseline for f in card.features}
     if spec.kind == "classifier":

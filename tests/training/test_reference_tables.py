@@ -1,4 +1,4 @@
-"""Tests of vitalcheck.training.reference_tables: source loaders and the two built tables.
+"""Tests of vitalcheck.training.reference_sources and reference_tables: source loaders and the two built tables.
 
 Expected values are recomputed here straight from the CSV files with plain pandas/numpy,
 independently of the module's own loaders. Data-dependent tests are skipped when the shared
@@ -26,6 +26,7 @@ from vitalcheck.reference import (
     load_hospital_analytics,
 )
 from vitalcheck.settings import get_settings
+from vitalcheck.training import reference_sources as sources
 from vitalcheck.training import reference_tables as rt
 
 DATA_DIR = get_settings().data_dir
@@ -34,8 +35,8 @@ HOSPITAL_DIR = DATA_DIR / "hospital"
 REFERENCE_DIR = get_settings().reference_dir
 FIRST_DAY, LAST_DAY = pd.Timestamp("2016-04-12"), pd.Timestamp("2016-05-12")
 
-has_data = all((FITBIT_DIR / f).is_file() for f in rt.FITBIT_FILES.values()) and all(
-    (HOSPITAL_DIR / f).is_file() for f in rt.HOSPITAL_FILES.values()
+has_data = all((FITBIT_DIR / f).is_file() for f in sources.FITBIT_FILES.values()) and all(
+    (HOSPITAL_DIR / f).is_file() for f in sources.HOSPITAL_FILES.values()
 )
 needs_data = pytest.mark.skipif(not has_data, reason=f"shared Fitbit/hospital data not found under {DATA_DIR}")
 
@@ -55,21 +56,14 @@ def m_d_y(ts: pd.Timestamp, sep: str) -> str:
     return f"{ts.month}{sep}{ts.day}{sep}{ts.year}"
 
 
-def hourly_text(ts: pd.Timestamp) -> str:
-    hour12 = ts.hour % 12 or 12
-    return f"{ts.month}/{ts.day}/{ts.year} {hour12}:{ts.minute:02d}:{ts.second:02d} {'AM' if ts.hour < 12 else 'PM'}"
-
-
 # ---------------------------------------------------------------------------------------
 # Loaders: each Fitbit file's own date format
 # ---------------------------------------------------------------------------------------
 
 LOADER_CASES = [
     # loader, file, source date column, parsed column, how the source writes a parsed date
-    (rt.load_daily_activity, "dailyActivity_merged.csv", "ActivityDate", "date", lambda t: m_d_y(t, "/")),
-    (rt.load_sleep_day, "sleepDay_merged.csv", "SleepDay", "date", lambda t: t.strftime("%m/%d/%Y")),
-    (rt.load_weight_log, "weightLogInfo_merged.csv", "Date", "date", lambda t: m_d_y(t, "-")),
-    (rt.load_hourly_steps, "hourlySteps_merged.csv", "ActivityHour", "hour", hourly_text),
+    (sources.load_daily_activity, "dailyActivity_merged.csv", "ActivityDate", "date", lambda t: m_d_y(t, "/")),
+    (sources.load_sleep_day, "sleepDay_merged.csv", "SleepDay", "date", lambda t: t.strftime("%m/%d/%Y")),
 ]
 
 
@@ -94,36 +88,36 @@ def test_fitbit_loader_parses_dates(loader, file, source_col, col, render):
 @needs_data
 def test_daily_loader_columns_match_source():
     raw = pd.read_csv(FITBIT_DIR / "dailyActivity_merged.csv")
-    frame = rt.load_daily_activity(FITBIT_DIR / "dailyActivity_merged.csv")
+    frame = sources.load_daily_activity(FITBIT_DIR / "dailyActivity_merged.csv")
     for metric, source in ACTIVITY_SOURCE.items():
         np.testing.assert_array_equal(frame[metric].to_numpy(), raw[source].to_numpy(), err_msg=metric)
 
 
 @needs_data
 def test_hospital_loaders_parse():
-    patients = rt.load_patients(HOSPITAL_DIR / "patients.csv")
+    patients = sources.load_patients(HOSPITAL_DIR / "patients.csv")
     raw = pd.read_csv(HOSPITAL_DIR / "patients.csv", dtype=str)
     assert not patients[["arrival_date", "departure_date"]].isna().any().any()
     assert (patients["arrival_date"].dt.strftime("%Y-%m-%d") == raw["arrival_date"]).all()
     assert (patients["departure_date"] >= patients["arrival_date"]).all()
-    assert len(rt.load_services_weekly(HOSPITAL_DIR / "services_weekly.csv")) == len(
+    assert len(sources.load_services_weekly(HOSPITAL_DIR / "services_weekly.csv")) == len(
         pd.read_csv(HOSPITAL_DIR / "services_weekly.csv")
     )
-    assert set(rt.load_staff_schedule(HOSPITAL_DIR / "staff_schedule.csv")["present"]) <= {0, 1}
+    assert set(sources.load_staff_schedule(HOSPITAL_DIR / "staff_schedule.csv")["present"]) <= {0, 1}
 
 
 def test_loader_rejects_wrong_date_format(tmp_path):
     path = tmp_path / "sleepDay_merged.csv"
     path.write_text("Id,SleepDay,TotalSleepRecords,TotalMinutesAsleep,TotalTimeInBed\n1,2016-04-12,1,300,320\n")
     with pytest.raises(ValueError, match=r"sleepDay_merged\.csv.*SleepDay.*%m/%d/%Y"):
-        rt.load_sleep_day(path)
+        sources.load_sleep_day(path)
 
 
 def test_loader_rejects_missing_column(tmp_path):
-    path = tmp_path / "weightLogInfo_merged.csv"
-    path.write_text("Id,Date,WeightKg,WeightPounds,BMI\n1,5-2-2016,52.6,115.9,22.6\n")
-    with pytest.raises(ValueError, match=r"weightLogInfo_merged\.csv.*missing column.*'Fat'"):
-        rt.load_weight_log(path)
+    path = tmp_path / "sleepDay_merged.csv"
+    path.write_text("Id,SleepDay,TotalSleepRecords,TotalMinutesAsleep\n1,4/12/2016,1,300\n")
+    with pytest.raises(ValueError, match=r"sleepDay_merged\.csv.*missing column.*'TotalTimeInBed'"):
+        sources.load_sleep_day(path)
 
 
 def test_arrival_week_is_iso_week_of_2025():

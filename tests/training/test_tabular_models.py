@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from vitalcheck.cards import ModelCard, load_card, sha256_file, verify_artifact
 from vitalcheck.catalog import TABULAR_MODELS
-from vitalcheck.training import loaders, tabular
+from vitalcheck.training import evaluation, loaders, splits, tabular
 from vitalcheck.training.__main__ import main
 
 NAMES = list(TABULAR_MODELS)
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def loaded(tabular_artifacts):
-    return {name: tabular.load_artifact(name, tabular_artifacts) for name in NAMES}
+    return {name: evaluation.load_artifact(name, tabular_artifacts) for name in NAMES}
 
 
 def pipelines(model):
@@ -95,7 +95,7 @@ def test_nullable_features_accept_missing_values(loaded, name):
     for feat in spec.features:
         if feat.nullable:
             row.loc[0, feat.name] = None
-    out = tabular.predict_outputs(spec, model, row)
+    out = evaluation.predict_outputs(spec, model, row)
     assert np.isfinite(out).all()
 
 
@@ -114,11 +114,11 @@ def test_missing_column_is_rejected_by_name(loaded, name):
 def test_evaluate_on_test_split_reproduces_card(data_dir, loaded, name):
     model, card = loaded[name]
     X, y, meta = loaders.load_with_meta(name, loaders.data_file(name, data_dir))
-    train, test = tabular.split(name, X, y, meta)
+    train, test = splits.split(name, X, y, meta)
     assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(X)
     assert len(test) == card.dataset.rows_test
     assert tabular._hash_positions(test) == card.extra["test_positions_sha256"]
-    metrics = tabular.evaluate_frame(name, model, card, X.iloc[test], y.iloc[test])
+    metrics = evaluation.evaluate_frame(name, model, card, X.iloc[test], y.iloc[test])
     assert metrics.keys() == card.metrics.keys()
     for key, value in card.metrics.items():
         assert metrics[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
@@ -130,7 +130,7 @@ def test_golden_outputs_reproduce(loaded, name):
     model, card = loaded[name]
     frame = pd.DataFrame.from_records([g["input"] for g in card.golden], columns=spec.feature_names)
     expected = np.asarray([g["output"] for g in card.golden], dtype=float)
-    got = tabular.predict_outputs(spec, model, frame).reshape(expected.shape)
+    got = evaluation.predict_outputs(spec, model, frame).reshape(expected.shape)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     # the same records as the service builds them: numbers and booleans as float64
     as_float = frame.copy()
@@ -138,18 +138,18 @@ def test_golden_outputs_reproduce(loaded, name):
         if feat.type != "category":
             as_float[feat.name] = pd.to_numeric(frame[feat.name].astype(object)).astype("float64")
     np.testing.assert_allclose(
-        tabular.predict_outputs(spec, model, as_float).reshape(expected.shape), expected, rtol=0, atol=1e-6
+        evaluation.predict_outputs(spec, model, as_float).reshape(expected.shape), expected, rtol=0, atol=1e-6
     )
 
 
 def test_grouped_splits_keep_groups_on_one_side(data_dir):
     X, y, meta = loaders.load_with_meta("sleep", loaders.data_file("sleep", data_dir))
-    train, test = tabular.split("sleep", X, y, meta)
-    groups = tabular.feature_groups(X)
+    train, test = splits.split("sleep", X, y, meta)
+    groups = splits.feature_groups(X)
     assert not set(groups[train]) & set(groups[test])
     assert len(set(groups)) < len(X)  # duplicates exist, so the grouping matters
     X, y, meta = loaders.load_with_meta("life_expectancy", loaders.data_file("life_expectancy", data_dir))
-    train, test = tabular.split("life_expectancy", X, y, meta)
+    train, test = splits.split("life_expectancy", X, y, meta)
     countries = meta["country"].to_numpy()
     assert not set(countries[train]) & set(countries[test])
 
@@ -158,8 +158,8 @@ def test_insurance_interval_is_ordered_and_calibrated(loaded, data_dir):
     spec = TABULAR_MODELS["insurance"]
     model, card = loaded["insurance"]
     X, y, meta = loaders.load_with_meta("insurance", loaders.data_file("insurance", data_dir))
-    _, test = tabular.split("insurance", X, y, meta)
-    out = tabular.predict_outputs(spec, model, X.iloc[test])
+    _, test = splits.split("insurance", X, y, meta)
+    out = evaluation.predict_outputs(spec, model, X.iloc[test])
     assert (out[:, 1] <= out[:, 0]).all() and (out[:, 0] <= out[:, 2]).all()
     assert card.extra["conformal_level"] == 0.9 and card.extra["rows_calibration"] > 100
 
@@ -169,7 +169,7 @@ def test_cli_evaluate_on_new_file_in_source_format(tabular_artifacts, data_dir, 
     for name in NAMES:
         path = loaders.data_file(name, data_dir)
         X, y, meta = loaders.load_with_meta(name, path)
-        _, test = tabular.split(name, X, y, meta)
+        _, test = splits.split(name, X, y, meta)
         lines = path.read_text(encoding="utf-8").splitlines()
         subset = tmp_path / f"{name}.csv"
         subset.write_text("\n".join([lines[0]] + [lines[1 + i] for i in X.index[test]]) + "\n", encoding="utf-8")

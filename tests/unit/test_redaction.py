@@ -90,3 +90,41 @@ def test_ipv6_zone_ids_are_not_logged():
 
     assert safe_address(f"::1%{SECRET_KEY}:0") == "(other)"
     assert safe_address("::1:0") == "::1:0" and safe_address("127.0.0.1:5000") == "127.0.0.1:5000"
+
+
+FORGED = "/x\n2026-12-01T22:15:00+0000 [ERROR] [entry_service:vitalcheck:1] FORGED-LINE\r\n"
+
+
+def test_websocket_access_lines_keep_only_a_listed_path_on_one_line():
+    """Regression (probe 3): a WebSocket upgrade logged the decoded path verbatim, newlines included."""
+    for event in ("Connection closed", "Client connected", "Connection established", "Client disconnected"):
+        msg = f"%s (scheme=%s,path=%s) - {event}"
+        text = _filtered("bentoml.access", msg, ("127.0.0.1:5", "ws", FORGED + SECRET_KEY), level=logging.INFO)
+        line = text.getMessage()
+        assert "\n" not in line and "FORGED" not in line and SECRET_KEY not in line
+        assert f"path={OTHER_PATH}" in line and "scheme=ws" in line
+    listed = _filtered("bentoml.access", msg, ("127.0.0.1:5", "ws", "/livez"), level=logging.INFO)
+    assert "path=/livez" in listed.getMessage()
+
+
+def test_no_logged_argument_starts_a_new_line():
+    record = _filtered("uvicorn.error", "client said %s", (FORGED,), level=logging.INFO)
+    assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
+
+
+def test_multipart_parser_warnings_do_not_quote_the_body():
+    """Regression (probe 3): python-multipart logged a body byte ("got 74 at index 2")."""
+    record = _filtered("python_multipart.multipart", "Expected boundary character %r, got %r at index %d", (45, 74, 2))
+    assert "74" not in record.getMessage() and "withheld" in record.getMessage()
+
+
+def test_client_framing_errors_are_one_warning_line():
+    """Regression (probe 3): more bytes than the Content-Length gave two 90-line ERROR tracebacks."""
+    import h11
+
+    try:
+        raise h11.LocalProtocolError(f"Too much data for declared Content-Length {SECRET_KEY}")
+    except h11.LocalProtocolError as exc:
+        record = _filtered("uvicorn.error", "Exception in ASGI application", exc=exc)
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)
+    assert "\n" not in record.getMessage() and SECRET_KEY not in record.getMessage()

@@ -40,7 +40,7 @@ from vitalcheck.settings import get_settings
 
 BRAIN = BRAIN_TUMOR.name
 REFERENCE = "reference"
-_BRAIN_MODULE = "vitalcheck.training.brain_mri"
+_BRAIN_MODULE = "vitalcheck.training.brain_mri.trainer"
 _REFERENCE_MODULE = "vitalcheck.training.reference_tables"
 
 
@@ -191,16 +191,16 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
 
 
 def evaluate(model: str, data: Path, artifacts_dir: Path) -> dict[str, Any]:
-    """Metrics of a saved model on ``data`` (see :func:`vitalcheck.training.tabular.evaluate`)."""
+    """Metrics of a saved model on ``data`` (see :func:`vitalcheck.training.evaluation.evaluate`)."""
     if not data.is_file():
         raise CLIError(f"data file {data} does not exist")
     if model == BRAIN:
         module = _import(_BRAIN_MODULE, "evaluating brain_tumor", required=True)
         assert module is not None
         return module.evaluate(artifacts_dir / BRAIN_TUMOR.artifact, data)
-    from vitalcheck.training import tabular
+    from vitalcheck.training import evaluation
 
-    return tabular.evaluate(model, data, artifacts_dir)
+    return evaluation.evaluate(model, data, artifacts_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vitalcheck.cards import CardFeature, ModelCard, load_card
+from vitalcheck.cards import CardFeature, ModelCard, load_card, sha256_file
 from vitalcheck.catalog import MODELS, ModelSpec
 from vitalcheck.settings import PROJECT_ROOT
 
@@ -137,6 +137,30 @@ def card_features(spec: ModelSpec, X_train: pd.DataFrame) -> list[CardFeature]:
             )
         )
     return out
+
+
+def new_card(spec: ModelSpec, artifact: Path, *, framework: str, versions: dict[str, str], **fields: Any) -> ModelCard:
+    """Card of an artifact just written: the catalog's name, task and file, the artifact's sha256, code revision and time.
+
+    Args:
+        spec: the model's catalog entry.
+        artifact: the written artifact file.
+        framework: ``"scikit-learn"`` or ``"onnx"``.
+        versions: versions of the libraries the artifact was built with.
+        **fields: every other :class:`ModelCard` field.
+
+    """
+    return ModelCard(
+        name=spec.name,
+        task=spec.task,
+        artifact=spec.artifact,
+        sha256=sha256_file(artifact),
+        framework=framework,
+        framework_versions=versions,
+        training_code_revision=code_revision(),
+        trained_at=utc_now(),
+        **fields,
+    )
 
 
 def write_card(card: ModelCard, path: Path) -> None:

@@ -41,15 +41,12 @@ reference directory (overwriting):
 Both outputs are deterministic: rows are sorted, the metadata holds no timestamps, and the
 SHA-256 of each source file is recorded for provenance.
 
-Each source file has a loader taking a path in the source format and returning a frame with
-snake_case columns (unit in the name) and parsed dates; Fitbit date formats differ between
-files and each is parsed with an explicit format string.
+The source files are read by :mod:`vitalcheck.training.reference_sources`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import tempfile
@@ -60,6 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitalcheck.cards import sha256_file
 from vitalcheck.reference import (
     FITBIT_METRIC_UNITS,
     FITBIT_PERCENTILES_FILE,
@@ -69,6 +67,16 @@ from vitalcheck.reference import (
     PERCENTILE_COLUMNS,
     PERCENTILES,
     SCHEMA_VERSION,
+)
+from vitalcheck.training.reference_sources import (
+    FITBIT_FILES,
+    FITBIT_METRIC_SOURCES,
+    HOSPITAL_FILES,
+    load_daily_activity,
+    load_patients,
+    load_services_weekly,
+    load_sleep_day,
+    load_staff_schedule,
 )
 
 FITBIT_SOURCE = (
@@ -86,37 +94,6 @@ HOSPITAL_LICENCE = "CC0"
 HOSPITAL_YEAR = 2025
 HOSPITAL_ROLES = ("doctor", "nurse", "nursing_assistant")
 
-# Fitbit date formats, one per file (the files disagree).
-DAILY_DATE_FORMAT = "%m/%d/%Y"  # 4/12/2016
-SLEEP_DATE_FORMAT = "%m/%d/%Y"  # 04/12/2016
-WEIGHT_DATE_FORMAT = "%m-%d-%Y"  # 5-2-2016
-HOURLY_TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"  # 4/12/2016 12:00:00 AM
-HOSPITAL_DATE_FORMAT = "%Y-%m-%d"  # 2025-03-16
-
-FITBIT_FILES = {
-    "daily": "dailyActivity_merged.csv",
-    "sleep": "sleepDay_merged.csv",
-    "hourly": "hourlySteps_merged.csv",
-    "weight": "weightLogInfo_merged.csv",
-}
-HOSPITAL_FILES = {
-    "services": "services_weekly.csv",
-    "patients": "patients.csv",
-    "schedule": "staff_schedule.csv",
-}
-
-# metric -> (which file, source column)
-FITBIT_METRIC_SOURCES: dict[str, tuple[str, str]] = {
-    "total_steps": ("daily", "TotalSteps"),
-    "total_distance_km": ("daily", "TotalDistance"),
-    "very_active_minutes": ("daily", "VeryActiveMinutes"),
-    "fairly_active_minutes": ("daily", "FairlyActiveMinutes"),
-    "lightly_active_minutes": ("daily", "LightlyActiveMinutes"),
-    "sedentary_minutes": ("daily", "SedentaryMinutes"),
-    "calories_kcal": ("daily", "Calories"),
-    "minutes_asleep": ("sleep", "TotalMinutesAsleep"),
-    "time_in_bed_minutes": ("sleep", "TotalTimeInBed"),
-}
 
 ACTIVITY_EXCLUSIONS = (
     "activity metrics (dailyActivity_merged.csv): non-wear days left out, defined as TotalSteps == 0 "
@@ -127,212 +104,6 @@ SLEEP_EXCLUSIONS = (
     "sleep metrics (sleepDay_merged.csv): exact duplicate rows dropped; every other night kept "
     "(a sleep record implies the tracker was worn)"
 )
-
-
-# ---------------------------------------------------------------------------------------
-# Loaders (one per source file)
-# ---------------------------------------------------------------------------------------
-
-
-def _read_csv(path: Path | str, columns: dict[str, object]) -> pd.DataFrame:
-    """Read the named columns of a CSV with fixed dtypes; ValueError naming the file if one is missing."""
-    path = Path(path)
-    header = pd.read_csv(path, nrows=0).columns
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
-    return pd.read_csv(path, usecols=list(columns), dtype=columns)
-
-
-def _parse_dates(path: Path | str, values: pd.Series, fmt: str) -> pd.Series:
-    """Parse date strings with one explicit format; ValueError naming the file on any failure."""
-    try:
-        parsed = pd.to_datetime(values, format=fmt, errors="raise")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: column {values.name!r} does not match the date format {fmt!r}: {exc}") from exc
-    if parsed.isna().any():
-        raise ValueError(f"{path}: column {values.name!r} has missing dates")
-    return parsed
-
-
-def load_daily_activity(path: Path | str) -> pd.DataFrame:
-    """Load ``dailyActivity_merged.csv`` (one row per user and day, dates like ``4/12/2016``).
-
-    Returns:
-        Columns ``user_id`` (int64), ``date`` (datetime, midnight), ``total_steps``,
-        ``total_distance_km``, ``very_active_minutes``, ``fairly_active_minutes``,
-        ``lightly_active_minutes``, ``sedentary_minutes``, ``calories_kcal``; source row order.
-
-    Raises:
-        ValueError: a column is missing or a date does not match ``m/d/YYYY``.
-
-    """
-    raw = _read_csv(
-        path,
-        {
-            "Id": "int64",
-            "ActivityDate": "str",
-            "TotalSteps": "int64",
-            "TotalDistance": "float64",
-            "VeryActiveMinutes": "int64",
-            "FairlyActiveMinutes": "int64",
-            "LightlyActiveMinutes": "int64",
-            "SedentaryMinutes": "int64",
-            "Calories": "int64",
-        },
-    )
-    out = pd.DataFrame({"user_id": raw["Id"], "date": _parse_dates(path, raw["ActivityDate"], DAILY_DATE_FORMAT)})
-    for metric, (file, column) in FITBIT_METRIC_SOURCES.items():
-        if file == "daily":
-            out[metric] = raw[column]
-    return out
-
-
-def load_sleep_day(path: Path | str) -> pd.DataFrame:
-    """Load ``sleepDay_merged.csv`` (one row per user and night, dates like ``04/12/2016``).
-
-    Returns:
-        Columns ``user_id`` (int64), ``date`` (datetime), ``sleep_records`` (sleeps logged
-        that day), ``minutes_asleep``, ``time_in_bed_minutes``; source rows, duplicates kept.
-
-    Raises:
-        ValueError: a column is missing or a date does not match ``mm/dd/YYYY``.
-
-    """
-    raw = _read_csv(
-        path,
-        {
-            "Id": "int64",
-            "SleepDay": "str",
-            "TotalSleepRecords": "int64",
-            "TotalMinutesAsleep": "int64",
-            "TotalTimeInBed": "int64",
-        },
-    )
-    return pd.DataFrame(
-        {
-            "user_id": raw["Id"],
-            "date": _parse_dates(path, raw["SleepDay"], SLEEP_DATE_FORMAT),
-            "sleep_records": raw["TotalSleepRecords"],
-            "minutes_asleep": raw["TotalMinutesAsleep"],
-            "time_in_bed_minutes": raw["TotalTimeInBed"],
-        }
-    )
-
-
-def load_hourly_steps(path: Path | str) -> pd.DataFrame:
-    """Load ``hourlySteps_merged.csv`` (one row per user and hour, like ``4/12/2016 1:00:00 AM``).
-
-    Returns:
-        Columns ``user_id`` (int64), ``hour`` (datetime, start of the hour), ``steps`` (int64).
-
-    Raises:
-        ValueError: a column is missing or a timestamp does not match ``m/d/YYYY h:MM:SS AM``.
-
-    """
-    raw = _read_csv(path, {"Id": "int64", "ActivityHour": "str", "StepTotal": "int64"})
-    return pd.DataFrame(
-        {
-            "user_id": raw["Id"],
-            "hour": _parse_dates(path, raw["ActivityHour"], HOURLY_TIME_FORMAT),
-            "steps": raw["StepTotal"],
-        }
-    )
-
-
-def load_weight_log(path: Path | str) -> pd.DataFrame:
-    """Load ``weightLogInfo_merged.csv`` (weight entries, dates like ``5-2-2016``).
-
-    Returns:
-        Columns ``user_id`` (int64), ``date`` (datetime), ``weight_kg``, ``weight_lb``,
-        ``body_fat_percent`` (mostly missing), ``bmi_kg_m2``.
-
-    Raises:
-        ValueError: a column is missing or a date does not match ``m-d-YYYY``.
-
-    """
-    raw = _read_csv(
-        path,
-        {
-            "Id": "int64",
-            "Date": "str",
-            "WeightKg": "float64",
-            "WeightPounds": "float64",
-            "Fat": "float64",
-            "BMI": "float64",
-        },
-    )
-    return pd.DataFrame(
-        {
-            "user_id": raw["Id"],
-            "date": _parse_dates(path, raw["Date"], WEIGHT_DATE_FORMAT),
-            "weight_kg": raw["WeightKg"],
-            "weight_lb": raw["WeightPounds"],
-            "body_fat_percent": raw["Fat"],
-            "bmi_kg_m2": raw["BMI"],
-        }
-    )
-
-
-def load_services_weekly(path: Path | str) -> pd.DataFrame:
-    """Load ``services_weekly.csv`` (one row per service and week; columns kept as in the source).
-
-    Raises:
-        ValueError: a column is missing.
-
-    """
-    return _read_csv(
-        path,
-        {
-            "week": "int64",
-            "month": "int64",
-            "service": "str",
-            "available_beds": "int64",
-            "patients_request": "int64",
-            "patients_admitted": "int64",
-            "patients_refused": "int64",
-            "patient_satisfaction": "int64",
-            "staff_morale": "int64",
-            "event": "str",
-        },
-    )
-
-
-def load_patients(path: Path | str) -> pd.DataFrame:
-    """Load ``patients.csv`` (one row per patient, dates like ``2025-03-16``).
-
-    Returns:
-        Columns ``patient_id``, ``age`` (years), ``arrival_date``, ``departure_date``
-        (datetimes), ``service``, ``satisfaction`` (0..100).
-
-    Raises:
-        ValueError: a column is missing or a date does not match ``YYYY-mm-dd``.
-
-    """
-    raw = _read_csv(
-        path,
-        {
-            "patient_id": "str",
-            "age": "int64",
-            "arrival_date": "str",
-            "departure_date": "str",
-            "service": "str",
-            "satisfaction": "int64",
-        },
-    )
-    raw["arrival_date"] = _parse_dates(path, raw["arrival_date"], HOSPITAL_DATE_FORMAT)
-    raw["departure_date"] = _parse_dates(path, raw["departure_date"], HOSPITAL_DATE_FORMAT)
-    return raw
-
-
-def load_staff_schedule(path: Path | str) -> pd.DataFrame:
-    """Load ``staff_schedule.csv`` (one row per staff member and week; ``present`` is 0 or 1).
-
-    Raises:
-        ValueError: a column is missing.
-
-    """
-    return _read_csv(path, {"week": "int64", "staff_id": "str", "role": "str", "service": "str", "present": "int64"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,10 +124,6 @@ def activity_cohort(daily: pd.DataFrame) -> pd.DataFrame:
 def sleep_cohort(sleep: pd.DataFrame) -> pd.DataFrame:
     """Select the user-nights of :func:`load_sleep_day` that enter the sleep percentiles (exact duplicates dropped)."""
     return sleep.drop_duplicates().reset_index(drop=True)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_fitbit_percentiles(fitbit_dir: Path | str) -> pa.Table:
@@ -430,7 +197,7 @@ def build_fitbit_percentiles(fitbit_dir: Path | str) -> pa.Table:
             "(each user weighs in proportion to their days in the cohort)"
         ),
         "vitalcheck.source_sha256": json.dumps(
-            {FITBIT_FILES[k]: _sha256(fitbit_dir / FITBIT_FILES[k]) for k in ("daily", "sleep")}, sort_keys=True
+            {FITBIT_FILES[k]: sha256_file(fitbit_dir / FITBIT_FILES[k]) for k in ("daily", "sleep")}, sort_keys=True
         ),
     }
     return _to_table(frame, FITBIT_SCHEMA, metadata)
@@ -552,7 +319,7 @@ def build_hospital_analytics(hospital_dir: Path | str) -> pa.Table:
             "dates (its month column gives each month 4 weeks, December 8)"
         ),
         "vitalcheck.source_sha256": json.dumps(
-            {f: _sha256(hospital_dir / f) for f in HOSPITAL_FILES.values()}, sort_keys=True
+            {f: sha256_file(hospital_dir / f) for f in HOSPITAL_FILES.values()}, sort_keys=True
         ),
     }
     return _to_table(frame, HOSPITAL_SCHEMA, metadata)
