@@ -42,9 +42,11 @@ serve: import ## install, build artifacts if missing, import them, serve on $(HO
 test: artifacts ## install, build artifacts if missing, run the whole test suite
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff check and ruff format --check
+lint: $(STAMP) ## ruff check, ruff format --check, mypy, and a check that serving imports no training code
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/check_serving_imports.py
 
 build: import ## bentoml build (the Bento holds all eight models and both tables)
 	$(BIN)/bentoml build

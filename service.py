@@ -51,7 +51,14 @@ from vitalcheck.preflight import check_before_workers, refuse_to_start
 from vitalcheck.redaction import Redactor, ignore_client_trace_context
 from vitalcheck.schemas import INPUT_MODELS
 from vitalcheck.schemas.breast_cancer import BreastCancerInput
-from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction, batch_input_model
+from vitalcheck.schemas.common import (
+    Batch,
+    BatchEnvelope,
+    ClassPrediction,
+    Envelope,
+    RiskPrediction,
+    batch_input_model,
+)
 from vitalcheck.schemas.diabetes import DiabetesInput
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction
 from vitalcheck.schemas.heart import HeartInput
@@ -80,14 +87,23 @@ install_connection_deadlines(SETTINGS.header_timeout_s, SETTINGS.keepalive_timeo
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
 
-_MAX = SETTINGS.max_batch_records
-DiabetesBatch = batch_input_model(DiabetesInput, "DiabetesBatchInput", _MAX)
-HeartBatch = batch_input_model(HeartInput, "HeartBatchInput", _MAX)
-StrokeBatch = batch_input_model(StrokeInput, "StrokeBatchInput", _MAX)
-BreastCancerBatch = batch_input_model(BreastCancerInput, "BreastCancerBatchInput", _MAX)
-SleepBatch = batch_input_model(SleepInput, "SleepBatchInput", _MAX)
-LifeExpectancyBatch = batch_input_model(LifeExpectancyInput, "LifeExpectancyBatchInput", _MAX)
-InsuranceBatch = batch_input_model(InsuranceInput, "InsuranceBatchInput", _MAX)
+if TYPE_CHECKING:  # the type checker sees plain batches; the service gets the generated models
+    DiabetesBatch = Batch[DiabetesInput]
+    HeartBatch = Batch[HeartInput]
+    StrokeBatch = Batch[StrokeInput]
+    BreastCancerBatch = Batch[BreastCancerInput]
+    SleepBatch = Batch[SleepInput]
+    LifeExpectancyBatch = Batch[LifeExpectancyInput]
+    InsuranceBatch = Batch[InsuranceInput]
+else:
+    _MAX = SETTINGS.max_batch_records
+    DiabetesBatch = batch_input_model(DiabetesInput, "DiabetesBatchInput", _MAX)
+    HeartBatch = batch_input_model(HeartInput, "HeartBatchInput", _MAX)
+    StrokeBatch = batch_input_model(StrokeInput, "StrokeBatchInput", _MAX)
+    BreastCancerBatch = batch_input_model(BreastCancerInput, "BreastCancerBatchInput", _MAX)
+    SleepBatch = batch_input_model(SleepInput, "SleepBatchInput", _MAX)
+    LifeExpectancyBatch = batch_input_model(LifeExpectancyInput, "LifeExpectancyBatchInput", _MAX)
+    InsuranceBatch = batch_input_model(InsuranceInput, "InsuranceBatchInput", _MAX)
 
 
 @functools.cache
@@ -197,15 +213,15 @@ class VitalCheck:
         from vitalcheck.api import VitalCheckAPI
 
         self.api = VitalCheckAPI(registry, SETTINGS, INPUT_MODELS)
-        self.batchers = {
+        self.batchers: dict[str, MicroBatcher] = {
             name: MicroBatcher(
-                lambda records, name=name: self.api.single_many(name, records),
+                functools.partial(self.api.single_many, name),
                 max_batch=SETTINGS.microbatch_max_records,
                 observe=microbatch_size_histogram().labels(model=name).observe,
             )
             for name in registry.tabular
         }
-        tags = ", ".join(p.info.tag for p in [*registry.tabular.values(), registry.brain_tumor])
+        tags = ", ".join([*(p.info.tag for p in registry.tabular.values()), registry.brain_tumor.info.tag])
         logger.info("loaded 8 models (%s) and 2 tables in %.2f s", tags, time.perf_counter() - started)
 
     # ---- diabetes ----
@@ -379,6 +395,7 @@ class VitalCheck:
 
 ROUTES, FIELD_NAMES = api_routes(VitalCheck, SETTINGS)
 """Each API route's request media type and body limit, and every documented request field name (what errors may name)."""
-VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES, settings=SETTINGS)
+# @bentoml.service returns a bentoml.Service; its type hints still describe the class.
+VitalCheck.add_asgi_middleware(RequestGuard, routes=ROUTES, field_names=FIELD_NAMES, settings=SETTINGS)  # type: ignore[attr-defined]
 install_log_redaction(Redactor(FIELD_NAMES, [*ROUTES, *RequestGuard.open_path_set()]))
 install_metrics_path_labels([*ROUTES, *RequestGuard.open_path_set()])

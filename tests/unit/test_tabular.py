@@ -2,16 +2,16 @@
 
 ``TabularPredictor.predict`` builds one "replace by baseline" frame per call; these tests
 recompute every answer the slow, obvious way (``records_to_frame`` + ``outputs`` for the
-prediction, :func:`vitalcheck.explain.contributions` for the contributors) on real rows.
+prediction, :func:`tests.utils.explain_oracle.contributions` for the contributors) on real rows.
 """
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.utils.explain_oracle import contributions
 from tests.utils.payloads import assert_close
 from vitalcheck.catalog import TABULAR_MODELS
-from vitalcheck.explain import contributions
 from vitalcheck.predictors.tabular import TOP_K, records_to_frame
 from vitalcheck.training.loaders import data_file, load
 

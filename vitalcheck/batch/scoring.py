@@ -4,7 +4,7 @@ Pure pandas (no Spark): the Spark job calls :func:`score_frame` on every Arrow b
 every partition, and the benchmark and the tests call it in-process. The pipeline is the
 one behind the service's ``<route>/file`` endpoint:
 
-1. :func:`vitalcheck.training.sources.features` parses the source columns (missing-value
+1. :func:`vitalcheck.sources.features_of` parses the source columns (missing-value
    codes, the blood-pressure split, stray spaces in column names) into catalog features;
 2. each row is validated by the task's request model (the same pydantic rules as the API:
    valid ranges, categories, nullability, integers);
@@ -27,7 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from vitalcheck import sources
-from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
+from vitalcheck.catalog import ModelSpec
 from vitalcheck.predictors.tabular import OutputColumn, TabularPredictor, predictor_class
 from vitalcheck.schemas import INPUT_MODELS
 
@@ -37,7 +37,13 @@ NA_STRINGS: frozenset[str] = frozenset(sources.NA_STRINGS)
 DEFAULT_BATCH_ROWS = 10_000
 """Rows scored per vectorised predict call (Spark: rows per Arrow batch)."""
 
-_ROW_ADAPTERS = {name: TypeAdapter(list[model]) for name, model in INPUT_MODELS.items()}
+_ROW_ADAPTERS: dict[type[BaseModel], TypeAdapter] = {}
+
+
+def _row_adapter(record_model: type[BaseModel]) -> TypeAdapter:
+    if record_model not in _ROW_ADAPTERS:
+        _ROW_ADAPTERS[record_model] = TypeAdapter(list[record_model])  # type: ignore[valid-type]
+    return _ROW_ADAPTERS[record_model]
 
 
 def output_columns(spec: ModelSpec) -> list[OutputColumn]:
@@ -81,7 +87,7 @@ def _error_json(errors: list[dict[str, Any]]) -> str:
     return json.dumps([{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in errors], ensure_ascii=False)
 
 
-def _parse(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
+def _parse(spec: ModelSpec, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
     """Catalog features of every parsable row (positional index) and an error per unparsable row.
 
     The whole frame is parsed at once; only when that fails is it parsed row by row, to
@@ -93,7 +99,7 @@ def _parse(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
     """
     raw = raw.reset_index(drop=True)
     try:
-        return sources.features(name, raw), {}
+        return sources.features_of(spec, raw), {}
     except sources.MissingColumnError:
         raise
     except (ValueError, TypeError):
@@ -101,23 +107,24 @@ def _parse(name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, str]]:
     parsed, errors = [], {}
     for i in range(len(raw)):
         try:
-            parsed.append(sources.features(name, raw.iloc[[i]]))
+            parsed.append(sources.features_of(spec, raw.iloc[[i]]))
         except sources.ColumnFormatError as exc:
             msg = f"holds a value that is not a valid {exc.kind}"
             errors[i] = _error_json([{"type": "malformed_column", "loc": [exc.column], "msg": msg}])
         except (ValueError, TypeError):
             msg = "a column could not be parsed in its documented format"
             errors[i] = _error_json([{"type": "malformed_row", "loc": [], "msg": msg}])
-    spec = TABULAR_MODELS[name]
     features = pd.concat(parsed) if parsed else pd.DataFrame(columns=spec.feature_names)
     return features, errors
 
 
-def _validate(name: str, features: pd.DataFrame) -> tuple[list[int], list[BaseModel], dict[int, str]]:
+def _validate(
+    record_model: type[BaseModel], features: pd.DataFrame
+) -> tuple[list[int], list[BaseModel], dict[int, str]]:
     """Validate parsed rows with the task's request model; returns (positions, records, errors)."""
     positions = [int(i) for i in features.index]
     rows = features.astype(object).where(features.notna(), None).to_dict("records")
-    adapter = _ROW_ADAPTERS[name]
+    adapter = _row_adapter(record_model)
     try:
         return positions, adapter.validate_python(rows), {}
     except ValidationError as exc:
@@ -131,7 +138,14 @@ def _validate(name: str, features: pd.DataFrame) -> tuple[list[int], list[BaseMo
     return [positions[k] for k in keep], records, errors
 
 
-def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: float, high: float) -> pd.DataFrame:
+def score_frame(
+    predictor: TabularPredictor,
+    raw: pd.DataFrame,
+    *,
+    moderate: float,
+    high: float,
+    record_model: type[BaseModel] | None = None,
+) -> pd.DataFrame:
     """Score rows in the data set's source format; one output row per input row, in order.
 
     Args:
@@ -140,6 +154,7 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
             them, or as Spark reads a Parquet or CSV file); other columns are ignored.
         moderate: probability at or above which a binary risk is 'moderate'.
         high: probability at or above which a binary risk is 'high'.
+        record_model: the task's request model (default: the served task's, by catalog name).
 
     Returns:
         The :func:`output_columns` of the model (float64 or string columns), on a 0-based
@@ -154,8 +169,9 @@ def score_frame(predictor: TabularPredictor, raw: pd.DataFrame, *, moderate: flo
     columns = output_columns(spec)
     out: dict[str, Any] = {c.name: np.full(n, np.nan) if c.type == "double" else [None] * n for c in columns}
     out["model_tag"] = [predictor.info.tag] * n
-    features, errors = _parse(spec.name, raw)
-    positions, records, refused = _validate(spec.name, features) if len(features) else ([], [], {})
+    features, errors = _parse(spec, raw)
+    record_model = record_model or INPUT_MODELS[spec.name]
+    positions, records, refused = _validate(record_model, features) if len(features) else ([], [], {})
     errors.update(refused)
     for i, message in errors.items():
         out["error"][i] = message

@@ -194,7 +194,7 @@ def score_partition(
         predictor = executor_predictor(job, loads)  # loaded on the first batch, then cached
         source = strip_na_strings(batch) if job.text_input else batch
         scores = score_frame(predictor, source, moderate=job.moderate, high=job.high)
-        if rows is not None:
+        if rows is not None and refused is not None:  # both set or both None
             rows.add(len(batch))
             refused.add(int(scores["error"].notna().sum()))
         yield pd.concat([batch.reset_index(drop=True), scores], axis=1)

@@ -59,6 +59,8 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     MemoryError,
 )
+# What opening an upload may raise: the above and Pillow's "not an image" error.
+_OPEN_ERRORS: tuple[type[BaseException], ...] = (UnidentifiedImageError, *_DECODE_ERRORS)
 
 
 def _bytes_per_pixel(mode: str) -> int:
@@ -160,7 +162,7 @@ def _decode_then(
         except Image.DecompressionBombError:
             # Pillow refuses headers above twice its own limit before decoding anything.
             raise ImageRejected(f"exceeds {max_pixels} pixels") from None
-        except (UnidentifiedImageError, *_DECODE_ERRORS):
+        except _OPEN_ERRORS:
             raise ImageRejected(RULE_NOT_IMAGE) from None
         with img:
             width, height = img.size

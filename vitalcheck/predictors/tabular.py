@@ -16,7 +16,7 @@ import warnings as pywarnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import joblib
 import numpy as np
@@ -261,7 +261,8 @@ class TabularPredictor:
                 if value is None:
                     out.append(f"{where}{name}: missing; imputed by the model")
                 elif feature.type in ("number", "integer") and feature.train_min is not None:
-                    if not feature.train_min <= float(value) <= feature.train_max:
+                    # training writes train_min and train_max together (model_cards.card_features)
+                    if not feature.train_min <= float(value) <= cast(float, feature.train_max):
                         unit = f" {feature.unit}" if feature.unit else ""
                         out.append(
                             f"{where}{name}: outside the training range {feature.train_min:g} to "

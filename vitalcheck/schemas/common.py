@@ -45,7 +45,7 @@ def json_types(kinds: dict[str, str]):
     """
 
     def check(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.mode != "json" or value is None:
+        if info.mode != "json" or value is None or info.field_name is None:
             return value
         kind = kinds[info.field_name]
         if kind == "boolean" and not isinstance(value, bool):
@@ -93,7 +93,9 @@ def validate_in_chunks(records: list[Any], validate: Callable[[list[Any]], list[
                 raise
             details = [
                 InitErrorDetails(
-                    type=PydanticCustomError(e["type"], e["msg"]), loc=(start + e["loc"][0], *e["loc"][1:]), input=None
+                    type=PydanticCustomError(e["type"], e["msg"]),
+                    loc=(start + int(e["loc"][0]), *e["loc"][1:]),
+                    input=None,
                 )
                 for e in exc.errors(include_input=False, include_context=False, include_url=False)
             ]
@@ -220,10 +222,10 @@ def tabular_input_model(spec: ModelSpec, example: dict[str, Any], class_name: st
     """
     fields: dict[str, Any] = {}
     for f in spec.features:
-        typ: Any = _PY_TYPES.get(f.type) or Literal[f.categories]  # type: ignore[valid-type]
+        typ: Any = _PY_TYPES.get(f.type) or Literal[f.categories]
         if f.nullable:
             typ = typ | None
-        bounds = {} if f.type in ("category", "boolean") else {"ge": f.valid_min, "le": f.valid_max}
+        bounds: dict[str, Any] = {} if f.type in ("category", "boolean") else {"ge": f.valid_min, "le": f.valid_max}
         fields[f.name] = (typ, Field(..., description=_describe(f), examples=[example[f.name]], **bounds))
     config = ConfigDict(**StrictInput, json_schema_extra={"example": example})
     doc = f"Raw inputs of the {spec.name} model. {spec.task}"
@@ -271,6 +273,15 @@ def batch_input_model(record_model: type[BaseModel], class_name: str, max_record
         },
         records=(list[record_model], field),  # type: ignore[valid-type]
     )
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Batch(BaseModel, Generic[R]):
+    """What the type checker sees of a :func:`batch_input_model` (which is built at run time)."""
+
+    records: list[R]
 
 
 class ClassPrediction(BaseModel):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vitalcheck.schemas.common import StrictInput, documented_keys_only, json_types
 
-EXAMPLE = {"total_steps": 8500, "very_active_minutes": 25, "sedentary_minutes": 720, "minutes_asleep": 420}
+EXAMPLE: dict[str, Any] = {
+    "total_steps": 8500,
+    "very_active_minutes": 25,
+    "sedentary_minutes": 720,
+    "minutes_asleep": 420,
+}
 """A plausible day, used as the OpenAPI example and in tests."""
 
 
@@ -17,7 +24,7 @@ class FitbitInput(BaseModel):
     Fitness Tracker Data, CC0).
     """
 
-    model_config = {**StrictInput, "json_schema_extra": {"example": EXAMPLE}}
+    model_config = ConfigDict(**StrictInput, json_schema_extra={"example": EXAMPLE})
 
     total_steps: float | None = Field(None, ge=0, le=100_000, description="Steps in the day (0 to 100000).")
     total_distance_km: float | None = Field(None, ge=0, le=150, description="Distance in the day, km (0 to 150).")

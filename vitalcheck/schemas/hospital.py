@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vitalcheck.schemas.common import StrictInput, documented_keys_only, json_types
 
-EXAMPLE = {"service": "emergency", "week_from": 1, "week_to": 4}
+EXAMPLE: dict[str, Any] = {"service": "emergency", "week_from": 1, "week_to": 4}
 """An example query, used as the OpenAPI example and in tests."""
 
 
 class HospitalQuery(BaseModel):
     """Filter the weekly table of the Hospital Beds Management data (synthetic, CC0)."""
 
-    model_config = {**StrictInput, "json_schema_extra": {"example": EXAMPLE}}
+    model_config = ConfigDict(**StrictInput, json_schema_extra={"example": EXAMPLE})
 
     service: Literal["emergency", "surgery", "general_medicine", "ICU"] | None = Field(
         None, description="Hospital service; null for all services."

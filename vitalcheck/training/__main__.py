@@ -30,8 +30,9 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from vitalcheck.cards import ArtifactCheckError
@@ -115,9 +116,11 @@ class _Progress:
             self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.progress is not None:
-            self.progress.__exit__(*exc)
+            self.progress.__exit__(exc_type, exc, tb)
 
     def status(self, name: str, message: str) -> None:
         if self.progress is not None:
@@ -169,6 +172,7 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
             jobs.append((REFERENCE, ref_job))
         elif name == BRAIN:
             module = _import(_BRAIN_MODULE, "training brain_tumor", required=True)
+            assert module is not None  # required: _import raises rather than return None
 
             def brain_job(log: Callable[[str], None], module: ModuleType = module) -> str:
                 log("training (slow)")
@@ -180,7 +184,7 @@ def train(data_dir: Path, out_dir: Path, reference_dir: Path, only: Sequence[str
     with _Progress(len(jobs)) as progress:
         for name, run in jobs:
             started = time.perf_counter()
-            line = run(lambda message, name=name: progress.status(name, message))
+            line = run(partial(progress.status, name))
             progress.done(f"{line} ({time.perf_counter() - started:.1f}s)")
     if out_dir.is_dir():
         summary = write_summary(out_dir)

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,15 @@ ONE_SIDED_LOW: frozenset[str] = frozenset({"relative_range"})
 ONE_SIDED_HIGH: frozenset[str] = frozenset({"flat_share", "periodicity"})
 """Statistics whose central range has only an upper bound (its lower end is the physical 0)."""
 
-_LIMITS = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
+
+class _Limits(TypedDict):
+    """The size limits passed to :func:`preprocess_image` and :func:`screen_image`."""
+
+    max_bytes: int
+    max_pixels: int
+
+
+_LIMITS: _Limits = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
 
 
 def resolve_manifest(data_dir: Path) -> Path:

@@ -18,8 +18,9 @@ life expectancy: country).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -40,15 +41,7 @@ __all__ = [
     "source_columns",
 ]
 
-DATA_FILES: dict[str, str] = {
-    "diabetes": "diabetes/diabetes.csv",
-    "heart": "heart/heart_disease_uci.csv",
-    "stroke": "stroke/healthcare-dataset-stroke-data.csv",
-    "breast_cancer": "breast_cancer/wdbc.csv",
-    "sleep": "sleep/Sleep_health_and_lifestyle_dataset.csv",
-    "life_expectancy": "life_expectancy/who_life_expectancy.csv",
-    "insurance": "insurance/insurance.csv",
-}
+DATA_FILES: dict[str, str] = {name: spec.source_file for name, spec in TABULAR_MODELS.items()}
 """Each tabular model's training file, relative to the data directory."""
 
 
@@ -62,7 +55,7 @@ def data_file(name: str, data_dir: str | Path) -> Path:
     return Path(data_dir) / DATA_FILES[name]
 
 
-def _labels(values: pd.Series, mapping: dict[object, str], column: str, path: str | Path) -> pd.Series:
+def _labels(values: pd.Series, mapping: Mapping[Any, str], column: str, path: str | Path) -> pd.Series:
     out = values.map(lambda v: mapping.get(v, mapping.get(str(v).strip())))
     bad = sorted({str(v) for v in values[out.isna()]})
     if bad:

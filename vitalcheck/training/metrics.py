@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import (
     average_precision_score,
     balanced_accuracy_score,
@@ -20,7 +21,7 @@ from sklearn.metrics import (
 )
 
 
-def _onehot(y: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+def _onehot(y: ArrayLike, classes: Sequence[str]) -> np.ndarray:
     labels = np.asarray(y, dtype=object)
     return np.stack([(labels == c).astype(np.float64) for c in classes], axis=1)
 
@@ -45,7 +46,7 @@ def predict_labels(proba: np.ndarray, classes: Sequence[str], threshold: float |
 
 
 def classification_metrics(
-    y: Sequence[str],
+    y: ArrayLike,
     proba: np.ndarray,
     classes: Sequence[str],
     threshold: float | None = None,
@@ -99,7 +100,7 @@ def classification_metrics(
     return out
 
 
-def regression_metrics(y: Sequence[float], pred: Sequence[float]) -> dict[str, float]:
+def regression_metrics(y: ArrayLike, pred: ArrayLike) -> dict[str, float]:
     """``rmse``, ``mae`` and ``r2`` of a regression, in the target's unit (r2 unitless)."""
     y_arr = np.asarray(y, dtype=np.float64)
     pred_arr = np.asarray(pred, dtype=np.float64)
@@ -110,7 +111,7 @@ def regression_metrics(y: Sequence[float], pred: Sequence[float]) -> dict[str, f
     }
 
 
-def interval_metrics(y: Sequence[float], lower: Sequence[float], upper: Sequence[float]) -> dict[str, float]:
+def interval_metrics(y: ArrayLike, lower: ArrayLike, upper: ArrayLike) -> dict[str, float]:
     """Empirical coverage of ``[lower, upper]`` and its mean width (target unit)."""
     y_arr = np.asarray(y, dtype=np.float64)
     lo = np.asarray(lower, dtype=np.float64)
@@ -122,7 +123,7 @@ def interval_metrics(y: Sequence[float], lower: Sequence[float], upper: Sequence
 
 
 def best_threshold(
-    y: Sequence[str], positive_proba: np.ndarray, classes: Sequence[str], min_recall: float | None = None
+    y: ArrayLike, positive_proba: np.ndarray, classes: Sequence[str], min_recall: float | None = None
 ) -> float:
     """Positive-class threshold that maximises balanced accuracy (on validation predictions).
 

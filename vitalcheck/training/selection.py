@@ -90,6 +90,8 @@ def cross_validate(
             oof[val_idx] = out
             per_fold.append(_fold_metrics(name, y.iloc[val_idx], out))
         frame = pd.DataFrame(per_fold)
+        if oof is None:  # no folds: no metric was computed, so the lookup of ``metric`` fails as before
+            raise KeyError(metric)
         result = CVResult(
             candidate, dict(params), frame.mean().to_dict(), frame.std(ddof=0).to_dict(), oof, grid_scores
         )

@@ -1,6 +1,8 @@
-"""Per-feature contributions of one prediction, by replacing a feature with its baseline.
+"""The test oracle of the served contributions: "replace by baseline", one feature at a time, plainly.
 
-Serving-safe: depends on numpy and pandas only.
+The service computes the same contributions from one typed block frame
+(:meth:`vitalcheck.predictors.tabular.TabularPredictor.block_frame`); the tests check that both
+agree, and the properties below, on real rows.
 """
 
 from __future__ import annotations
