@@ -41,6 +41,7 @@ from vitalcheck.catalog import (
 from vitalcheck.compat import (
     api_routes,
     install_connection_deadlines,
+    install_error_boundary,
     install_log_redaction,
     install_metrics_path_labels,
     install_upload_guard,
@@ -82,6 +83,7 @@ logger.setLevel(SETTINGS.log_level)
 install_log_redaction()
 ignore_client_trace_context(SETTINGS.accept_trace_context)
 install_upload_guard()
+install_error_boundary()
 install_connection_deadlines(SETTINGS.header_timeout_s, SETTINGS.keepalive_timeout_s)
 
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
@@ -146,8 +148,8 @@ def load_registry() -> "Registry":
 
 
 _ERRORS = (
-    ' Errors: HTTP 400 with `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming each bad field '
-    "and its rule (never the submitted value)."
+    ' Errors, all as `{"error": ..., "detail": [{"type", "loc", "msg"}]}` naming the field and the rule '
+    "(never the submitted value): 400 invalid input, 413 body or uploaded file over its limit, 500 server error."
 )
 
 
@@ -365,7 +367,8 @@ class VitalCheck:
         Upload a JPEG or PNG (any size and mode: grayscale, RGB, RGBA, 16-bit) as multipart
         field `image`, at most VITALCHECK_MAX_UPLOAD_BYTES bytes and VITALCHECK_MAX_IMAGE_PIXELS
         pixels. Returns the probability of each class and the most probable class.
-        Errors: HTTP 400 naming `image` and the rule (not an image, too large, too many pixels).
+        Errors: HTTP 400 naming `image` and the rule (not an image, too many pixels, not an MRI slice);
+        413 for a file over VITALCHECK_MAX_UPLOAD_BYTES.
         """
         return self.api.brain_tumor(image)
 

@@ -2,8 +2,13 @@
 
 :class:`VitalCheckAPI` receives the loaded :class:`~vitalcheck.registry.Registry` and the
 settings by injection; ``service.py`` builds one per worker and each ``@bentoml.api``
-method delegates to it in one line. Errors are raised as
-:func:`~vitalcheck.errors.request_error` (HTTP 400 naming the field and the rule).
+method delegates to it in one line. Refusals are raised as members of the error family
+(:mod:`vitalcheck.errors`): :class:`~vitalcheck.errors.InvalidInput` (400) naming the field and
+the rule, :class:`~vitalcheck.errors.PayloadTooLarge` (413) for an upload over
+VITALCHECK_MAX_UPLOAD_BYTES. Both are pydantic validation errors. The domain errors of
+reading a file or an image (:class:`~vitalcheck.errors.ImageRejected`, the source errors) are
+translated here; any other ``ValidationError`` raised while answering is a server bug, answered
+500 by :func:`vitalcheck.compat.install_error_boundary`.
 """
 
 from __future__ import annotations
@@ -19,12 +24,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vitalcheck import sources
 from vitalcheck.catalog import MODELS, REFERENCE_TABLES
-from vitalcheck.errors import request_error
-from vitalcheck.imaging import ImageRejected
+from vitalcheck.errors import ImageRejected, InvalidInput, PayloadTooLarge
 from vitalcheck.registry import Registry
 from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, validate_in_chunks
 from vitalcheck.schemas.fitbit import FitbitInput, FitbitPrediction, MetricPercentile
@@ -54,7 +57,10 @@ class VitalCheckAPI:
     def __init__(self, registry: Registry, settings: Settings, input_models: dict[str, type[BaseModel]]) -> None:
         self.registry = registry
         self.settings = settings
-        self._row_adapters = {name: TypeAdapter(list[model]) for name, model in input_models.items()}
+        self._row_adapters = {
+            name: TypeAdapter(list[model])  # type: ignore[valid-type]  # request models are built at run time
+            for name, model in input_models.items()
+        }
 
     # ---- tabular ----------------------------------------------------------------------------
     def _score(self, name: str, records: Sequence[BaseModel]) -> list[Any]:
@@ -91,12 +97,14 @@ class VitalCheckAPI:
         """Score an uploaded CSV or Parquet file in the data set's own format (target column optional).
 
         Raises:
-            ValidationError: the file is too large, unreadable, lacks a required column, has
-                more rows than allowed, or a row breaks a field's rule (``loc`` = row, field).
+            PayloadTooLarge: the file is over VITALCHECK_MAX_UPLOAD_BYTES (413).
+            InvalidInput: the file is unreadable, compressed, lacks a required column, has
+                more rows than allowed, or a row breaks a field's rule (``loc`` = file, row, field).
 
         """
         self._check_size("file", path)
-        columns = sources.source_columns(name)
+        spec = self.registry.tabular[name].spec
+        columns = sources.source_columns_of(spec)
         is_parquet = self._check_shape(path, columns)
         # CSV: every record streamed once, bounded per record, before pandas parses anything.
         csv_rows = None if is_parquet else _scan_csv(path, self.settings.max_batch_records)
@@ -105,24 +113,24 @@ class VitalCheckAPI:
             raw = sources.read_source(path, limits, columns)
         except sources.SourceTooLarge as exc:
             rule, message = _source_refusal(exc.rule, limits)
-            raise request_error("file", rule, message) from None
+            raise InvalidInput.at("file", rule, message) from None
         except Exception:
-            raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+            raise InvalidInput.at("file", "file_unreadable", "not a readable CSV or Parquet file") from None
         # A CSV with rows but none of the model's columns reads as no columns and no rows: the
         # scan's count tells it from an empty file, and features() then names the missing column.
         if len(raw) == 0 and (len(raw.columns) or not csv_rows):
-            raise request_error("file", "file_empty", "the file has no rows")
+            raise InvalidInput.at("file", "file_empty", "the file has no rows")
         if len(raw) > self.settings.max_batch_records:
-            raise request_error("file", "too_many_rows", f"more than {self.settings.max_batch_records} rows")
+            raise InvalidInput.at("file", "too_many_rows", f"more than {self.settings.max_batch_records} rows")
         try:
-            features = sources.features(name, raw)
+            features = sources.features_of(spec, raw)
         except sources.MissingColumnError as exc:
-            raise request_error("file", "missing_column", f"required column {exc.column!r} is missing") from None
+            raise InvalidInput.at("file", "missing_column", f"required column {exc.column!r} is missing") from None
         except sources.ColumnFormatError as exc:
             message = f"column {exc.column!r} holds a value that is not a valid {exc.kind}"
-            raise request_error("file", "malformed_column", message) from None
+            raise InvalidInput.at("file", "malformed_column", message) from None
         except (ValueError, TypeError):
-            raise request_error(
+            raise InvalidInput.at(
                 "file", "malformed_file", "a column could not be parsed in its documented format"
             ) from None
         rows = features.astype(object).where(features.notna(), None).to_dict("records")
@@ -141,8 +149,9 @@ class VitalCheckAPI:
         refused; one outside their usual range is answered with a warning.
 
         Raises:
-            ValidationError: the upload is too large, not a decodable JPEG/PNG, or has too many
-                pixels (``image_rejected``), or is clearly not an MRI slice (``not_an_mri_slice``:
+            PayloadTooLarge: the upload is over VITALCHECK_MAX_UPLOAD_BYTES (413).
+            InvalidInput: the upload is not a decodable JPEG/PNG or has too many pixels
+                (``image_rejected``), or is clearly not an MRI slice (``not_an_mri_slice``:
                 tiny, near-constant, strongly coloured, noise-like, mostly bright, too few levels).
 
         """
@@ -153,7 +162,7 @@ class VitalCheckAPI:
                 path.read_bytes(), max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels
             )
         except ImageRejected as exc:
-            raise request_error("image", exc.kind, exc.rule) from None
+            raise InvalidInput.at("image", exc.kind, exc.rule) from None
         classes = MODELS["brain_tumor"].classes
         prediction = ClassPrediction(
             probabilities={c: float(p) for c, p in zip(classes, probabilities, strict=True)},
@@ -239,23 +248,23 @@ class VitalCheckAPI:
         compression = _compression_of(head)
         if compression is not None:
             message = f"{compression}-compressed files are not accepted: upload plain CSV or Parquet"
-            raise request_error("file", "compressed_upload", message)
+            raise InvalidInput.at("file", "compressed_upload", message)
         is_parquet = head[:4] == b"PAR1"
         if is_parquet:
             if _parquet_footer_length(path) > PARQUET_FOOTER_MAX_BYTES:
                 message = f"the Parquet footer is longer than {PARQUET_FOOTER_MAX_BYTES} bytes"
-                raise request_error("file", "footer_too_large", message)
+                raise InvalidInput.at("file", "footer_too_large", message)
             try:
                 meta = pq.read_metadata(path)
                 read = set(sources.parquet_columns(meta.schema.to_arrow_schema(), columns))
             except Exception:
-                raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+                raise InvalidInput.at("file", "file_unreadable", "not a readable CSV or Parquet file") from None
             n_columns, names = meta.num_columns, meta.schema.to_arrow_schema().names
             if meta.num_row_groups > sources.MAX_ROW_GROUPS:
                 message = f"more than {sources.MAX_ROW_GROUPS} Parquet row groups"
-                raise request_error("file", "too_many_row_groups", message)
+                raise InvalidInput.at("file", "too_many_row_groups", message)
             if meta.num_rows > limits.max_batch_records:
-                raise request_error("file", "too_many_rows", f"more than {limits.max_batch_records} rows")
+                raise InvalidInput.at("file", "too_many_rows", f"more than {limits.max_batch_records} rows")
             unpacked = sum(
                 group.column(j).total_uncompressed_size
                 for group in (meta.row_group(i) for i in range(meta.num_row_groups))
@@ -264,21 +273,21 @@ class VitalCheckAPI:
             )
             if unpacked > self._decoded_cap():
                 message = f"decompresses to more than {self._decoded_cap()} bytes"
-                raise request_error("file", "upload_too_large", message)
+                raise InvalidInput.at("file", "upload_too_large", message)
         else:
             header = _csv_record_fields(head)
             if header is None:
                 message = f"header row longer than {CSV_HEADER_MAX_BYTES} bytes"
-                raise request_error("file", "header_too_long", message)
+                raise InvalidInput.at("file", "header_too_long", message)
             n_columns, header_end = header
         if n_columns > limits.max_upload_columns:
-            raise request_error("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
+            raise InvalidInput.at("file", "too_many_columns", f"more than {limits.max_upload_columns} columns")
         if not is_parquet:
             names = next(csv.reader(io.StringIO(head[:header_end].decode("utf-8", "replace").lstrip())), [])
         repeated = sources.repeated_columns(names, columns)
         if repeated:
             # A documented source column's name, never a value.
-            raise request_error("file", "repeated_column", f"column {repeated[0]!r} appears more than once")
+            raise InvalidInput.at("file", "repeated_column", f"column {repeated[0]!r} appears more than once")
         if not is_parquet:
             # pandas takes the first data row's width as the width of every row (refusing any
             # wider row at once), so a first row wider than the header would make it read
@@ -286,14 +295,16 @@ class VitalCheckAPI:
             first_row = _csv_record_fields(head, header_end)
             if header_end < len(head) and first_row is None:
                 message = f"the first data row is longer than {CSV_HEADER_MAX_BYTES} bytes"
-                raise request_error("file", "row_too_long", message)
+                raise InvalidInput.at("file", "row_too_long", message)
             if first_row is not None and first_row[0] > n_columns:
-                raise request_error("file", "row_too_wide", "a row has more fields than the header")
+                raise InvalidInput.at("file", "row_too_wide", "a row has more fields than the header")
         return is_parquet
 
     def _check_size(self, field: str, path: Path) -> None:
+        """Refuse an uploaded file over VITALCHECK_MAX_UPLOAD_BYTES: 413, type ``upload_too_large``."""
         if path.stat().st_size > self.settings.max_upload_bytes:
-            raise request_error(field, "upload_too_large", f"upload exceeds {self.settings.max_upload_bytes} bytes")
+            message = f"upload exceeds {self.settings.max_upload_bytes} bytes"
+            raise PayloadTooLarge.at(field, "upload_too_large", message)
 
 
 CSV_HEADER_MAX_BYTES = 64 * 1024
@@ -421,10 +432,10 @@ class _CsvLines:
         if not line:
             raise StopIteration
         if "\x00" in line:
-            raise request_error("file", "nul_byte", "the file holds a NUL byte")
+            raise InvalidInput.at("file", "nul_byte", "the file holds a NUL byte")
         self.record += len(line)
         if self.record > CSV_HEADER_MAX_BYTES:
-            raise request_error("file", "row_too_long", f"a row is longer than {CSV_HEADER_MAX_BYTES} bytes")
+            raise InvalidInput.at("file", "row_too_long", f"a row is longer than {CSV_HEADER_MAX_BYTES} bytes")
         return line
 
 
@@ -441,7 +452,7 @@ def _scan_csv(path: Path, max_rows: int) -> int:
         the number of data records (after the header record).
 
     Raises:
-        ValidationError: ``row_too_long`` (a record over ``CSV_HEADER_MAX_BYTES``), ``nul_byte``,
+        InvalidInput: ``row_too_long`` (a record over ``CSV_HEADER_MAX_BYTES``), ``nul_byte``,
             ``row_too_wide`` (more fields than the header), ``cell_too_long``, ``too_many_rows``
             (stops at ``max_rows + 1`` records), ``file_unreadable`` (not UTF-8).
 
@@ -465,7 +476,7 @@ def _scan_csv(path: Path, max_rows: int) -> int:
                 elif not line.strip():
                     blank += 1  # pandas skips blank lines, but each still costs it time
                     if blank > max_rows:
-                        raise request_error("file", "too_many_blank_lines", f"more than {max_rows} blank lines")
+                        raise InvalidInput.at("file", "too_many_blank_lines", f"more than {max_rows} blank lines")
                     continue
                 else:
                     body = line.rstrip("\r\n")
@@ -476,24 +487,23 @@ def _scan_csv(path: Path, max_rows: int) -> int:
                     continue
                 rows += 1
                 if rows > max_rows:
-                    raise request_error("file", "too_many_rows", f"more than {max_rows} rows")
+                    raise InvalidInput.at("file", "too_many_rows", f"more than {max_rows} rows")
                 if width > header:
-                    raise request_error("file", "row_too_wide", "a row has more fields than the header")
+                    raise InvalidInput.at("file", "row_too_wide", "a row has more fields than the header")
                 if longest > CSV_CELL_MAX_CHARS:
                     message = f"a cell is longer than {CSV_CELL_MAX_CHARS} characters"
-                    raise request_error("file", "cell_too_long", message)
+                    raise InvalidInput.at("file", "cell_too_long", message)
     except (UnicodeDecodeError, csv.Error):
-        raise request_error("file", "file_unreadable", "not a readable CSV or Parquet file") from None
+        raise InvalidInput.at("file", "file_unreadable", "not a readable CSV or Parquet file") from None
     return rows
 
 
-def _relabel(exc: ValidationError, field: str) -> ValidationError:
-    """Re-raise row validation errors under ``file`` with (row index, column) locations, without values."""
-    details = [
-        InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=(field, *e["loc"]), input=None)
+def _relabel(exc: ValidationError, field: str) -> InvalidInput:
+    """Row validation errors as one :class:`InvalidInput` under ``field``, at (row index, column), without values."""
+    return InvalidInput.of(
+        {"type": e["type"], "loc": (field, *e["loc"]), "msg": e["msg"]}
         for e in exc.errors(include_input=False, include_context=False, include_url=False)
-    ]
-    return ValidationError.from_exception_data("request", details)
+    )
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vitalcheck.errors import ArtifactCheckError  # defined with every error class; imported from here too
+
 INTENDED_USE = "Research and education; not a medical device."
 
 
@@ -115,10 +117,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class ArtifactCheckError(RuntimeError):
-    """An artifact or its card is missing, unreadable or does not match its checksum."""
 
 
 def load_card(card_path: str | Path) -> ModelCard:

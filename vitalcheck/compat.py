@@ -22,6 +22,15 @@ form field sent for a file parameter as a URL and downloads it on the server, a 
 and a way around the upload limit; a body starlette cannot parse (no boundary, too many parts)
 is a 500. :func:`install_upload_guard` refuses both as 400 before BentoML reads the form.
 
+**Error statuses** (no public way; BentoML documents custom exceptions, "Customize error
+responses", but not a status with a body). BentoML 1.4's ``api_endpoint_wrapper`` answers a
+pydantic ``ValidationError`` raised anywhere in an API call with 400, and a ``BentoMLException``
+with its ``error_code`` but the body ``{"error": str(exc)}`` only. So a 413 cannot carry its
+entries, and a response that fails its own model (a server bug) is blamed on the client as a
+400. :func:`install_error_boundary` answers each :class:`vitalcheck.errors.VitalCheckError` with
+its status and body, and a ``ValidationError`` raised after the request was parsed into its
+input model with :class:`vitalcheck.errors.InternalError` (500), logged.
+
 **Log redaction** (no upstream issue). BentoML logs a rejected request's exception, with the
 submitted values, under internal logger names (:data:`BENTOML_LOGGERS`); logging has no other
 hook for them. :func:`install_log_redaction` attaches :class:`vitalcheck.redaction.RedactingFilter`.
@@ -39,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vitalcheck.redaction import Redactor
@@ -68,8 +77,9 @@ def check_pinned_versions() -> None:
             )
 
 
-def _protocol_classes() -> list[type]:
-    classes = []
+def _protocol_classes() -> list[Any]:
+    # Any: the shims below add attributes to these classes, which their type hints do not declare.
+    classes: list[Any] = []
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     classes.append(H11Protocol)
@@ -102,7 +112,7 @@ def install_connection_deadlines(header_timeout_s: float, keepalive_timeout_s: f
         cls.vitalcheck_wrapped = True
 
 
-def _wrap(cls: type) -> None:
+def _wrap(cls: Any) -> None:
     connection_made, data_received = cls.connection_made, cls.data_received
     on_response_complete, connection_lost = cls.on_response_complete, cls.connection_lost
 
@@ -207,7 +217,7 @@ def install_metrics_path_labels(paths) -> None:
     from vitalcheck.redaction import OTHER_PATH
 
     check_pinned_versions()
-    cls = RunnerTrafficMetricsMiddleware
+    cls: Any = RunnerTrafficMetricsMiddleware  # Any: the shim adds attributes the class does not declare
     cls.vitalcheck_paths = frozenset(paths)
     if getattr(cls, "vitalcheck_wrapped", False):
         return
@@ -255,7 +265,7 @@ def install_upload_guard() -> None:
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
 
-    from vitalcheck.errors import request_error
+    from vitalcheck.errors import InvalidInput
 
     if getattr(MultipartSerde.parse_request, "vitalcheck_guard", False):
         return
@@ -265,20 +275,95 @@ def install_upload_guard() -> None:
         try:
             form = await request.form()  # parsed once: starlette caches it for BentoML's own call
         except HTTPException:
-            raise request_error("body", "malformed_multipart", "not a valid multipart/form-data body") from None
+            raise InvalidInput.at("body", "malformed_multipart", "not a valid multipart/form-data body") from None
         for name in getattr(cls, "multipart_fields", ()):
             if any(not isinstance(value, UploadFile) for value in form.getlist(name)):
-                raise request_error(name, "not_a_file", NOT_A_FILE)
+                raise InvalidInput.at(name, "not_a_file", NOT_A_FILE)
         return await original(self, request, cls)
 
     async def ensure_file(obj):
         if isinstance(obj, UploadFile):
             return obj
-        raise request_error("body", "not_a_file", NOT_A_FILE)
+        raise InvalidInput.at("body", "not_a_file", NOT_A_FILE)
 
-    parse_request.vitalcheck_guard = True
+    parse_request.vitalcheck_guard = True  # type: ignore[attr-defined]  # a marker on our own wrapper
     MultipartSerde.parse_request = parse_request
     MultipartSerde.ensure_file = staticmethod(ensure_file)
+
+
+INPUT_PARSED = "vitalcheck_input_parsed"
+"""``request.state`` attribute set once BentoML has parsed the request into its API's input model."""
+
+
+def install_error_boundary() -> None:
+    """Answer every error an API call raises with its family's status and body (idempotent; see module docstring).
+
+    Wraps BentoML's ``ServiceAppFactory.api_endpoint`` (parse the request into the input model,
+    call the method, serialise its answer), inside BentoML's own exception handler:
+
+    * a :class:`~vitalcheck.errors.VitalCheckError` (our input checks, an upload over its limit,
+      the multipart guard) is answered with its status and body, and logged as BentoML logs a
+      refusal (the rejection log line of :class:`vitalcheck.redaction.RedactingFilter`);
+    * a pydantic ``ValidationError`` raised while the request is parsed is left to BentoML (400,
+      the schema violation's entries), as before;
+    * any other ``ValidationError`` (the method's answer failing its response model, say a NaN
+      probability) is a server bug: :class:`~vitalcheck.errors.InternalError`, 500, logged at
+      ERROR with its traceback frames, the API, the model and the error types (never a value).
+
+    Raises:
+        CompatibilityError: BentoML or uvicorn is not the pinned version.
+
+    """
+    check_pinned_versions()
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from _bentoml_sdk.io_models import IOMixin
+    from bentoml._internal.server.http_app import log_exception
+    from pydantic import ValidationError
+    from starlette.responses import Response
+
+    from vitalcheck.errors import InternalError, VitalCheckError
+
+    if getattr(ServiceAppFactory.api_endpoint, "vitalcheck_boundary", False):
+        return
+    parse, endpoint = IOMixin.from_http_request.__func__, ServiceAppFactory.api_endpoint
+
+    async def from_http_request(cls, request, serde):
+        parsed = await parse(cls, request, serde)
+        setattr(request.state, INPUT_PARSED, True)
+        return parsed
+
+    async def api_endpoint(self, name, request):
+        try:
+            return await endpoint(self, name, request)
+        except VitalCheckError as exc:
+            error = exc
+            log_exception(request)
+        except ValidationError as exc:
+            if not getattr(request.state, INPUT_PARSED, False):
+                raise  # the request broke its input model: BentoML answers 400
+            error = InternalError(f"server-side validation failure in API {name}")
+            types = sorted(
+                {e["type"] for e in exc.errors(include_url=False, include_context=False, include_input=False)}
+            )
+            logging.getLogger("vitalcheck").error(
+                "server-side validation failure in API %s, answered 500: %d error(s) validating %s (%s)",
+                name,
+                exc.error_count(),
+                exc.title,
+                ", ".join(types),
+                exc_info=(InternalError, error, exc.__traceback__),
+            )
+        status, headers, body = error.answer()
+        extra = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers if k not in _SET_BY_RESPONSE}
+        return Response(body, status_code=status, headers=extra, media_type="application/json")
+
+    marked: Any = api_endpoint
+    marked.vitalcheck_boundary = True
+    IOMixin.from_http_request = classmethod(from_http_request)  # every API's input model derives from it
+    ServiceAppFactory.api_endpoint = api_endpoint
+
+
+_SET_BY_RESPONSE = (b"content-type", b"content-length")
 
 
 BENTOML_LOGGERS = (
@@ -288,6 +373,7 @@ BENTOML_LOGGERS = (
     "_bentoml_impl.server.app",
     "uvicorn",
     "uvicorn.error",
+    "python_multipart.multipart",
     "vitalcheck",
 )
 """Loggers whose records may carry a request's path, headers or an exception from parsing it."""

@@ -5,24 +5,33 @@ the server, so ``/%61pi/v1/models`` and ``/api%2Fv1/models`` are ``/api/v1/model
 access is denied by default: only :data:`OPEN_PATHS`, the documentation page and its
 same-origin assets (``GET``/``HEAD`` under ``/static_content/``) are served without the
 token; everything else needs ``Authorization: Bearer <token>`` when ``VITALCHECK_API_TOKEN``
-is set. The guard answers before the body is parsed, in the one error shape
-``{"error": ..., "detail": [{"type", "loc", "msg"}]}``:
+is set. The guard answers before the body is parsed, each refusal a member of the error family
+(:mod:`vitalcheck.errors`, which writes the one body ``{"error": ..., "detail": [{"type", "loc", "msg"}]}``):
 
-* 401: missing, malformed, wrong or repeated ``Authorization`` header (the scheme is
-  case-insensitive, RFC 7235; the token is compared in constant time);
-* 431: request headers larger than ``VITALCHECK_MAX_HEADER_BYTES`` in total;
-* 405: an API route called with another method than POST;
-* 415: a body sent to a JSON route without ``Content-Type: application/json`` (form bodies,
-  text/plain and BentoML's pickle type included), or to an upload route without
-  ``multipart/form-data``;
-* 413: a declared or streamed body over ``VITALCHECK_MAX_REQUEST_BYTES``;
-* 408: a body not received within ``VITALCHECK_BODY_TIMEOUT_S``;
-* 499 (recorded, never sent): the client hung up before its body was complete. No handler
-  runs, so it is no server error in the log, the access log or ``/metrics``.
+* 401 :class:`~vitalcheck.errors.Unauthorized`: missing, malformed, wrong or repeated
+  ``Authorization`` header (the scheme is case-insensitive, RFC 7235; the token is compared in
+  constant time);
+* 431 :class:`~vitalcheck.errors.HeadersTooLarge`: request headers larger than
+  ``VITALCHECK_MAX_HEADER_BYTES`` in total;
+* 405 :class:`~vitalcheck.errors.MethodNotAllowed`: an API route called with another method than POST;
+* 415 :class:`~vitalcheck.errors.UnsupportedMediaType`: a body sent to a JSON route without
+  ``Content-Type: application/json`` (form bodies, text/plain and BentoML's pickle type
+  included), or to an upload route without ``multipart/form-data``;
+* 413 :class:`~vitalcheck.errors.PayloadTooLarge`: a declared or streamed body over the route's limit;
+* 408 :class:`~vitalcheck.errors.RequestTimeout`: a body not received within ``VITALCHECK_BODY_TIMEOUT_S``;
+* 400 :class:`~vitalcheck.errors.InvalidInput`: a body sent to a route without input, a
+  repeated or non-decimal Content-Length;
+* 499 :class:`~vitalcheck.errors.ClientClosedRequest` (recorded, never sent): the client hung up
+  before its body was complete. No handler runs, so it is no server error in the log, the
+  access log or ``/metrics``.
 
-The body is read here, once, up to the limit, and replayed to BentoML. Every 4xx that an API
-route answers is rewritten so that ``loc`` holds only documented field names
-(:meth:`vitalcheck.redaction.Redactor.safe_loc`) and the body is an object. The guard also
+The body is read here, once, up to the limit, and replayed to BentoML. Every error the service
+answers comes out in the same shape: a 4xx is rewritten so that ``loc`` holds only documented
+field names (:meth:`vitalcheck.redaction.Redactor.safe_loc`) and the body is an object; a 5xx
+body is replaced by the family's fixed one (:class:`~vitalcheck.errors.InternalError`, or
+:class:`~vitalcheck.errors.NotReady` for a 503), which says nothing of the request or the
+failure. (How an error raised inside an API method gets its status:
+:func:`vitalcheck.compat.install_error_boundary`, installed by ``service.py``.) The guard also
 serves ``GET /`` (:mod:`vitalcheck.docs_page`) and ``GET /docs.json`` corrected by
 :func:`vitalcheck.openapi.correct_openapi`.
 """
@@ -37,6 +46,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from vitalcheck.docs_page import DOCS_PAGE_PATHS, index_response
+from vitalcheck.errors import (
+    ClientClosedRequest,
+    ClientError,
+    HeadersTooLarge,
+    InvalidInput,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unauthorized,
+    UnsupportedMediaType,
+    server_error_for,
+)
 from vitalcheck.redaction import Redactor
 from vitalcheck.settings import Settings
 
@@ -53,16 +74,13 @@ NO_BODY = ""
 """Media of a route without input: ``application/json`` or no Content-Type at all."""
 MAX_ERROR_ENTRIES = 100
 """Most ``detail`` entries of an error body; a last ``too_many_errors`` entry counts the rest."""
-CLIENT_CLOSED_REQUEST = 499
+CLIENT_CLOSED_REQUEST = ClientClosedRequest.status
 """Status recorded (nginx's convention) when the client hangs up before its request body is complete."""
 
 
-def _error(status: int, rule: str, loc: list[str], msg: str, extra_headers=()):
-    body = json.dumps({"error": msg, "detail": [{"type": rule, "loc": loc, "msg": msg}]}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="vitalcheck"'))
-    return status, [*headers, *extra_headers], body
+def _refusal(kind: type[ClientError], loc: list[str], rule: str, msg: str) -> tuple[int, list, bytes]:
+    """The guard's answer ``kind`` (its status and headers): one entry, ``msg`` also as the summary."""
+    return kind.at(loc, rule, msg, summary=msg).answer()
 
 
 class RequestGuard:
@@ -112,7 +130,8 @@ class RequestGuard:
         if body is None:
             return None
         if media == NO_BODY and body.strip() not in (b"", b"{}"):
-            return await _send(send, *_error(400, "no_input", ["body"], "this endpoint takes no input: send {}"))
+            refusal = _refusal(InvalidInput, ["body"], "no_input", "this endpoint takes no input: send {}")
+            return await _send(send, *refusal)
         if media == JSON and body and not any(k.lower() == b"content-type" for k, _ in scope.get("headers") or []):
             return await _send(send, *_unsupported(JSON))
         if media in (JSON, MULTIPART):
@@ -129,18 +148,18 @@ class RequestGuard:
         headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
         if sum(len(k) + len(v) for k, v in headers) > self.max_header_bytes:
             message = f"request headers exceed {self.max_header_bytes} bytes"
-            return _error(431, "headers_too_large", ["header"], message)
+            return _refusal(HeadersTooLarge, ["header"], "headers_too_large", message)
         path, method = scope.get("path", ""), scope.get("method", "")
         is_open = path in self.open_paths or (path.startswith(STATIC_PREFIX) and method in ("GET", "HEAD"))
         if self.token is not None and not is_open:
             problem = self._authorization_problem([v for k, v in headers if k.lower() == b"authorization"])
             if problem:
-                return _error(401, "unauthorized", ["header", "authorization"], problem)
+                return _refusal(Unauthorized, ["header", "authorization"], "unauthorized", problem)
         media, max_bytes = self.routes.get(path, (None, self.max_bytes))
         if media is None:
             return None
         if method != "POST":
-            return _error(405, "method_not_allowed", ["method"], "use POST", [(b"allow", b"POST")])
+            return _refusal(MethodNotAllowed, ["method"], "method_not_allowed", "use POST")
         content_types = [v for k, v in headers if k.lower() == b"content-type"]
         # A JSON route may be called without a body and without a Content-Type (every field of
         # its input is optional); a body without one is refused once read (see __call__).
@@ -148,7 +167,8 @@ class RequestGuard:
             return _unsupported(media)
         lengths = [v for k, v in headers if k.lower() == b"content-length"]
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
-            return _error(400, "invalid_content_length", ["header", "content-length"], "one decimal Content-Length")
+            message = "one decimal Content-Length"
+            return _refusal(InvalidInput, ["header", "content-length"], "invalid_content_length", message)
         if lengths and int(lengths[0]) > max_bytes:
             return _too_large(max_bytes)
         return None
@@ -176,7 +196,7 @@ class RequestGuard:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         logger.info("client disconnected before its request body was complete")
-                        await _send(send, *_error(CLIENT_CLOSED_REQUEST, "client_closed_request", ["body"], "aborted"))
+                        await _send(send, *_refusal(ClientClosedRequest, ["body"], "client_closed_request", "aborted"))
                         return None
                     chunk = message.get("body", b"")
                     seen += len(chunk)
@@ -188,12 +208,16 @@ class RequestGuard:
                         return b"".join(chunks)
         except TimeoutError:
             message = f"request body not received within {self.body_timeout:g} s"
-            await _send(send, *_error(408, "request_timeout", ["body"], message, [(b"connection", b"close")]))
+            await _send(send, *_refusal(RequestTimeout, ["body"], "request_timeout", message))
             return None
 
 
 class _RedactedErrors:
-    """An ASGI ``send`` that rewrites a 4xx JSON answer into the one error shape with redacted locations."""
+    """An ASGI ``send`` that rewrites every error answer into the family's shape.
+
+    A 4xx keeps its entries with redacted locations; a 5xx gets the family's fixed body for its
+    status (whatever the application wrote: BentoML's own text, a traceback, a value).
+    """
 
     def __init__(self, send, redactor: Redactor) -> None:
         self.send = send
@@ -202,7 +226,7 @@ class _RedactedErrors:
         self.chunks: list[bytes] = []
 
     async def __call__(self, message) -> None:
-        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
             self.start = message
             return None
         if self.start is None or message["type"] != "http.response.body":
@@ -211,7 +235,10 @@ class _RedactedErrors:
         if message.get("more_body", False):
             return None
         status = self.start["status"]
-        body = self._rewrite(b"".join(self.chunks))
+        if status >= 500:
+            body = json.dumps(server_error_for(status).body()).encode()
+        else:
+            body = self._rewrite(b"".join(self.chunks))
         headers = [
             (k, v) for k, v in self.start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
         ]
@@ -281,11 +308,12 @@ def _canonical_content_type(scope):
 
 def _unsupported(media: str):
     what = "multipart/form-data" if media == MULTIPART else "application/json (UTF-8)"
-    return _error(415, "unsupported_media_type", ["header", "content-type"], f"send Content-Type: {what}")
+    message = f"send Content-Type: {what}"
+    return _refusal(UnsupportedMediaType, ["header", "content-type"], "unsupported_media_type", message)
 
 
 def _too_large(limit: int):
-    return _error(413, "request_too_large", ["body"], f"request body exceeds {limit} bytes")
+    return _refusal(PayloadTooLarge, ["body"], "request_too_large", f"request body exceeds {limit} bytes")
 
 
 async def _corrected_openapi(app, scope, receive, send):

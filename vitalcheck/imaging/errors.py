@@ -1,30 +1,8 @@
-"""Why an upload was refused: one exception, of two kinds, that the API turns into a client error naming the rule."""
+"""Why an upload was refused: :class:`ImageRejected`, of two kinds (defined with every error class in :mod:`vitalcheck.errors`).
 
-from __future__ import annotations
+The API answers it as :class:`vitalcheck.errors.InvalidInput` (400) at ``loc: ["image"]``, type ``kind``.
+"""
 
-RULE_IMAGE_REJECTED = "image_rejected"
-"""Error type of an upload that is too large, not a JPEG/PNG, or undecodable."""
+from vitalcheck.errors import RULE_IMAGE_REJECTED, RULE_NOT_MRI_SLICE, ImageRejected
 
-RULE_NOT_MRI_SLICE = "not_an_mri_slice"
-"""Error type of a decodable image that fails the validity screen (:func:`vitalcheck.imaging.check_slice`)."""
-
-
-class ImageRejected(ValueError):
-    """An uploaded image was refused; ``rule`` says which rule it broke.
-
-    The message is ``"image rejected: <rule>"`` and never contains the image bytes or any
-    value computed from the image.
-
-    Attributes:
-        rule: short, client-safe description of the broken rule, e.g.
-            ``"exceeds 20971520 bytes"``, ``"not a decodable JPEG or PNG image"`` or
-            ``"not an MRI slice: noise-like texture (...)"``.
-        kind: machine-readable error type: :data:`RULE_IMAGE_REJECTED` (size, format,
-            decoding) or :data:`RULE_NOT_MRI_SLICE` (the validity screen).
-
-    """
-
-    def __init__(self, rule: str, kind: str = RULE_IMAGE_REJECTED) -> None:
-        super().__init__(f"image rejected: {rule}")
-        self.rule = rule
-        self.kind = kind
+__all__ = ["RULE_IMAGE_REJECTED", "RULE_NOT_MRI_SLICE", "ImageRejected"]

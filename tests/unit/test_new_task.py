@@ -1,0 +1,158 @@
+"""Adding a model (CONTRIBUTING.md): a toy task served by the same code as the eight real ones.
+
+The toy task is one catalog record (:class:`vitalcheck.catalog.ModelSpec`) and a tiny pipeline
+fitted here, with its card built by the training helpers. Nothing else is registered anywhere:
+the predictor class, the request model, source-format parsing, batch scoring and the API all
+work from the record. The registry is a substitute holding only the toy predictor (the original
+design's injected registry), so these tests need no model store.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from vitalcheck.api import VitalCheckAPI
+from vitalcheck.batch.scoring import output_columns, score_frame
+from vitalcheck.catalog import FeatureSpec, ModelSpec
+from vitalcheck.predictors.tabular import BinaryRiskPredictor, TabularPredictor
+from vitalcheck.registry import Registry
+from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+
+TOY = ModelSpec(
+    name="toy",
+    store_name="vitalcheck-toy",
+    artifact="toy_pipeline.pkl",
+    kind="classifier",
+    task="Probability of the toy outcome.",
+    dataset="toy",
+    route="/api/v1/risk/toy",
+    classes=("no_outcome", "outcome"),
+    features=(
+        FeatureSpec("age_years", "integer", "Age.", "Age", "years", 18, 100),
+        FeatureSpec("glucose_mg_dl", "number", "Glucose.", "Glucose", "mg/dL", 40, 300, nullable=True, zero_means_missing=True),
+        FeatureSpec("smoker", "boolean", "Smokes.", "Smoker"),
+        FeatureSpec("region", "category", "Region.", "Region", categories=("north", "south")),
+    ),
+)  # fmt: skip
+EXAMPLE = {"age_years": 50, "glucose_mg_dl": 120.0, "smoker": True, "region": "north"}
+
+
+@pytest.fixture(scope="module")
+def toy_store(tmp_path_factory):
+    """The fitted toy pipeline and its card in a folder, as ``import_models.py`` would store them."""
+    import joblib
+
+    from vitalcheck.training.model_cards import card_features, framework_versions, new_card, write_card
+    from vitalcheck.training.tabular import golden_examples
+
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "age_years": rng.integers(18, 90, n).astype("int64"),
+            "glucose_mg_dl": rng.uniform(60, 250, n),
+            "smoker": rng.random(n) < 0.3,
+            "region": rng.choice(["north", "south"], n).astype(object),
+        }
+    )
+    logit = 0.04 * (X.age_years - 50) + 0.02 * (X.glucose_mg_dl - 120) + 0.8 * X.smoker
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "outcome", "no_outcome")
+    numeric = ["age_years", "glucose_mg_dl", "smoker"]
+    pipeline = make_pipeline(
+        ColumnTransformer(
+            [("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric), ("cat", OneHotEncoder(), ["region"])]
+        ),
+        LogisticRegression(),
+    ).fit(X.astype({"smoker": "float64"}), y)
+    folder = tmp_path_factory.mktemp("toy-store")
+    joblib.dump(pipeline, folder / TOY.artifact)
+    card = new_card(
+        TOY,
+        folder / TOY.artifact,
+        framework="scikit-learn",
+        versions=framework_versions(),
+        estimator="logistic regression",
+        candidates={},
+        features=card_features(TOY, X),
+        output={"meaning": "probability of 'outcome'", "classes": list(TOY.classes)},
+        dataset={"file": "toy.csv", "rows_total": n, "rows_train": n, "rows_test": 0, "provenance": "synthetic", "licence": "CC0"},
+        split="none (a test fixture)",
+        metrics={},
+        baseline_metrics={},
+        golden=golden_examples(TOY, pipeline, X, [0, 1, 2]),
+    )  # fmt: skip
+    write_card(card, folder / TOY.card_file)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def toy_api(toy_store, settings):
+    """The API over a substitute registry that holds only the toy predictor."""
+    predictor = TabularPredictor.load(TOY, toy_store, "vitalcheck-toy:1")
+    registry = Registry(tabular={"toy": predictor}, brain_tumor=None, fitbit=None, hospital=None, tables={})  # type: ignore[arg-type]
+    record_model = tabular_input_model(TOY, EXAMPLE, "ToyInput")
+    return VitalCheckAPI(registry, settings, {"toy": record_model}), record_model
+
+
+def test_the_record_picks_the_predictor_class(toy_api):
+    api, _ = toy_api
+    assert type(api.registry.tabular["toy"]) is BinaryRiskPredictor
+
+
+def test_a_toy_record_is_answered_like_the_pipeline(toy_api):
+    api, record_model = toy_api
+    envelope = api.single("toy", record_model.model_validate(EXAMPLE))
+    frame = pd.DataFrame([EXAMPLE]).astype({"smoker": "float64"})
+    expected = api.registry.tabular["toy"].estimator.predict_proba(frame)[0, 1]
+    assert envelope.prediction.probability == pytest.approx(expected, abs=1e-12)
+    assert envelope.model.tag == "vitalcheck-toy:1"
+    assert {c.feature for c in envelope.prediction.contributors} <= set(TOY.feature_names)
+
+
+def test_the_request_model_comes_from_the_record(toy_api):
+    _, record_model = toy_api
+    with pytest.raises(ValidationError) as refused:
+        record_model.model_validate_json('{"age_years": 500, "glucose_mg_dl": null, "smoker": 1, "region": "east"}')
+    assert {(e["loc"][0], e["type"]) for e in refused.value.errors()} == {
+        ("age_years", "less_than_equal"),
+        ("smoker", "bool_type"),
+        ("region", "literal_error"),
+    }
+    batch = batch_input_model(record_model, "ToyBatchInput", 3)
+    with pytest.raises(ValidationError):
+        batch.model_validate({"records": [EXAMPLE] * 4})
+
+
+def test_a_toy_file_in_its_source_format_is_parsed_from_the_record(toy_api, tmp_path):
+    api, record_model = toy_api
+    upload = tmp_path / "rows.csv"
+    upload.write_text("Age,Glucose,Smoker,Region,Outcome\n50,120,yes,north,1\n61,0,no,south,0\n")
+    envelope = api.file("toy", upload)
+    alone = api.batch(
+        "toy",
+        [
+            record_model.model_validate(EXAMPLE),
+            record_model.model_validate({"age_years": 61, "glucose_mg_dl": None, "smoker": False, "region": "south"}),
+        ],
+    )
+    assert envelope.model_dump() == alone.model_dump()  # 0 glucose read as missing, as the record says
+
+
+def test_batch_scoring_of_a_toy_frame_uses_the_kind_s_columns(toy_api):
+    api, _ = toy_api
+    raw = pd.DataFrame({"Age": [50], "Glucose": [120.0], "Smoker": ["yes"], "Region": ["north"]})
+    scored = score_frame(api.registry.tabular["toy"], raw, moderate=0.2, high=0.5, record_model=toy_api[1])
+    assert list(scored.columns) == [c.name for c in output_columns(TOY)]
+    assert scored.probability[0] == pytest.approx(
+        api.single("toy", api_record(EXAMPLE, toy_api)).prediction.probability
+    )
+
+
+def api_record(values, toy_api):
+    return toy_api[1].model_validate(values)
