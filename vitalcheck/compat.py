@@ -51,6 +51,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vitalcheck.middleware import Route
     from vitalcheck.redaction import Redactor
 
 PINNED = {"bentoml": "1.4.40", "uvicorn": "0.54.0"}
@@ -164,33 +165,39 @@ def _wrap(cls: Any) -> None:
     cls.connection_lost = wrapped_connection_lost
 
 
-def api_routes(service_cls, settings) -> tuple[dict[str, tuple[str, int]], frozenset[str]]:
-    """Each API route's request media type and body limit, and every request field name, of a service class.
+def api_routes(service_cls, settings) -> tuple[dict[str, Route], frozenset[str]]:
+    """Each API route's request rule (media type, body limit, JSON containers), and every request field name.
 
     BentoML exposes a service's APIs (``service.apis``) but not which media type each reads;
     the input model's ``multipart_fields`` (BentoML's SDK attribute) says which take uploads.
     Uploads may be ``max_request_bytes`` long, batches (a ``records`` field)
     ``max_batch_request_bytes``, any other JSON request ``max_record_request_bytes``.
 
+    A JSON body may hold at most :data:`~vitalcheck.middleware.JSON_CONTAINER_SLACK` objects
+    and arrays beyond what its schema needs: one object per batch record (no request schema has
+    another list or a nested object).
+
     Returns:
-        (route → (``multipart/form-data``, ``application/json`` or ``""`` for a route without
-        input; its body limit in bytes), the set of property names in every input schema).
+        (route → its :class:`~vitalcheck.middleware.Route`, the set of property names in every
+        input schema).
 
     """
-    from vitalcheck.middleware import JSON, MULTIPART, NO_BODY
+    from vitalcheck.middleware import JSON, JSON_CONTAINER_SLACK, MULTIPART, NO_BODY, Route
     from vitalcheck.redaction import schema_field_names
 
-    routes: dict[str, tuple[str, int]] = {}
+    routes: dict[str, Route] = {}
     names: set[str] = set()
     for api in service_cls.apis.values():
         spec = api.input_spec
         if getattr(spec, "multipart_fields", None):
-            routes[api.route] = (MULTIPART, settings.max_request_bytes)
+            routes[api.route] = Route(MULTIPART, settings.max_request_bytes, 0)
         elif "records" in spec.model_fields:
-            routes[api.route] = (JSON, min(settings.max_batch_request_bytes, settings.max_request_bytes))
+            limit = min(settings.max_batch_request_bytes, settings.max_request_bytes)
+            routes[api.route] = Route(JSON, limit, settings.max_batch_records + JSON_CONTAINER_SLACK)
         else:
             media = JSON if spec.model_fields else NO_BODY
-            routes[api.route] = (media, min(settings.max_record_request_bytes, settings.max_request_bytes))
+            limit = min(settings.max_record_request_bytes, settings.max_request_bytes)
+            routes[api.route] = Route(media, limit, JSON_CONTAINER_SLACK)
         names |= schema_field_names(spec.model_json_schema())
     return routes, frozenset(names)
 

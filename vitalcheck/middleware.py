@@ -43,7 +43,7 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from vitalcheck.docs_page import DOCS_PAGE_PATHS, index_response
 from vitalcheck.errors import (
@@ -68,6 +68,29 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json
 when they connect, which describes no more than the OpenAPI document); the docs page is added to them."""
 STATIC_PREFIX = "/static_content/"
 """BentoML's bundled Swagger UI assets, used by the docs page (GET/HEAD only)."""
+
+
+class Route(NamedTuple):
+    """What a route accepts: its body's media type, most bytes and most JSON containers."""
+
+    media: str
+    """:data:`JSON`, :data:`MULTIPART` or :data:`NO_BODY` (a route without input)."""
+    max_bytes: int
+    """The largest body, in bytes (413 above it)."""
+    max_json_containers: int
+    """Most ``{`` plus ``[`` a JSON body may hold (400 above it): see :data:`JSON_CONTAINER_SLACK`."""
+
+
+JSON_CONTAINER_SLACK = 16
+"""JSON objects and arrays a body may hold beyond one object per batch record.
+
+No request schema has a list other than a batch's ``records`` or a nested object, so a valid
+body has one object, or a batch of one object per record. A 15 MB body of 10,000 records of
+arrays nested 190 deep (7.6 million lists) cost 5 s of CPU and 1 GB to refuse, and blocked the
+worker's event loop (probe 3); counting the brackets costs milliseconds. A bracket inside a
+string counts too: no documented string field holds one.
+"""
+
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 NO_BODY = ""
@@ -95,9 +118,7 @@ class RequestGuard:
 
     """
 
-    def __init__(
-        self, app, routes: Mapping[str, tuple[str, int]], field_names: frozenset[str], settings: Settings
-    ) -> None:
+    def __init__(self, app, routes: Mapping[str, Route], field_names: frozenset[str], settings: Settings) -> None:
         self.app = app
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
         self.max_bytes = settings.max_request_bytes
@@ -113,7 +134,10 @@ class RequestGuard:
         return OPEN_PATHS | DOCS_PAGE_PATHS
 
     async def __call__(self, scope, receive, send):
-        """Check one HTTP request; pass lifespan and other scopes through."""
+        """Check one HTTP request; refuse WebSocket connections; pass lifespan through."""
+        if scope["type"] == "websocket":
+            # VitalCheck serves no WebSocket: close before accepting (the client gets 403).
+            return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         refusal = self._refusal(scope)
@@ -125,10 +149,13 @@ class RequestGuard:
             return await _send(send, status, headers, page if method == "GET" else b"")
         if method == "GET" and path == "/docs.json":
             return await _corrected_openapi(self.app, scope, receive, send)
-        media, max_bytes = self.routes.get(path, (None, self.max_bytes))
+        media, max_bytes, max_containers = self.routes.get(path, (None, self.max_bytes, 0))
         body = await self._read_body(receive, send, max_bytes)
         if body is None:
             return None
+        if media == JSON and body.count(b"{") + body.count(b"[") > max_containers:
+            message = f"more than {max_containers} JSON objects and arrays: records are flat objects"
+            return await _send(send, *_refusal(InvalidInput, ["body"], "too_many_json_containers", message))
         if media == NO_BODY and body.strip() not in (b"", b"{}"):
             refusal = _refusal(InvalidInput, ["body"], "no_input", "this endpoint takes no input: send {}")
             return await _send(send, *refusal)
@@ -155,7 +182,7 @@ class RequestGuard:
             problem = self._authorization_problem([v for k, v in headers if k.lower() == b"authorization"])
             if problem:
                 return _refusal(Unauthorized, ["header", "authorization"], "unauthorized", problem)
-        media, max_bytes = self.routes.get(path, (None, self.max_bytes))
+        media, max_bytes, _ = self.routes.get(path, (None, self.max_bytes, 0))
         if media is None:
             return None
         if method != "POST":

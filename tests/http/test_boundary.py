@@ -313,9 +313,12 @@ def test_batch_chunks_keep_json_strictness(http):
     assert len(http.post(INSURANCE + "/batch", json={"records": [good] * 120}).json()["predictions"]) == 120
 
 
-def test_a_list_of_millions_of_records_is_refused_before_validating_them(http):
+def test_a_list_of_millions_of_records_is_refused_before_validating_them(http, settings):
     response = raw_post(http, (INSURANCE + "/batch").encode(), b'{"records": [' + b"[]," * 1_000_000 + b"[]]}")
     body = assert_shape(response, 400)
+    assert [e["type"] for e in body["detail"]] == ["too_many_json_containers"]
+    one_too_many = b'{"records": [' + b",".join([b"{}"] * (settings.max_batch_records + 1)) + b"]}"
+    body = assert_shape(raw_post(http, (INSURANCE + "/batch").encode(), one_too_many), 400)
     assert [e["type"] for e in body["detail"]] == ["too_long"]
 
 
@@ -381,3 +384,41 @@ def test_an_upper_case_multipart_type_does_not_reach_the_json_parser(http):
     response = raw_post(http, b"/api/v1/imaging/brain-tumor", body, "MULTIPART/FORM-DATA; boundary=x")
     error = assert_shape(response, 400)
     assert all(e["type"] != "path_type" for e in error["detail"]), error
+
+
+def test_deeply_nested_arrays_are_refused_before_parsing(http):
+    """Regression (probe 3): 10,000 records of arrays nested 190 deep (15 MB) cost 5 s of CPU and 1 GB to refuse.
+
+    This one holds 1.5 million arrays in 3 MB (the session's request limit is 4 MiB).
+    """
+    import time
+
+    nested = b"[" * 190 + b"]" * 190
+    record = b"[" + b",".join([nested] * 4) + b"]"
+    body = b'{"records": [' + b",".join([record] * 2_000) + b"]}"  # 3 MB: under the session's 4 MiB limit
+    started = time.process_time()
+    response = raw_post(http, (INSURANCE + "/batch").encode(), body)
+    assert [e["type"] for e in assert_shape(response, 400)["detail"]] == ["too_many_json_containers"]
+    assert time.process_time() - started < 1.0  # the client's encoding included; the refusal itself takes ms
+
+
+@pytest.mark.parametrize("body", [b'{"age_years": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}', b"[" * 20 + b"]" * 20])
+def test_a_single_record_body_holds_flat_json_only(http, body):
+    response = raw_post(http, INSURANCE.encode(), body)
+    assert [e["type"] for e in assert_shape(response, 400)["detail"]] == ["too_many_json_containers"]
+
+
+def test_a_full_batch_of_flat_records_passes_the_container_limit(http, settings):
+    records = [EXAMPLES["insurance"]] * settings.max_batch_records
+    response = http.post(INSURANCE + "/batch", json={"records": records})
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["predictions"]) == settings.max_batch_records
+
+
+def test_websocket_connections_are_refused(http):
+    """Regression (probe 3): a WebSocket upgrade reached BentoML, whose access log printed the raw path."""
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed, http.websocket_connect("/x%0aFORGED"):
+        pass
+    assert closed.value.code == 1008

@@ -5,6 +5,7 @@ idle connections, the access log, ``/metrics`` and the start-up refusal. The ses
 with a token and a 3 s header deadline (tests/conftest.py).
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -232,3 +233,46 @@ def test_an_invalid_setting_stops_the_server_in_one_line_without_its_value(varia
     assert "Zebra-91" not in output
     assert len(output.splitlines()) == 1, output
     assert variable in output
+
+
+def test_a_websocket_upgrade_is_refused_and_its_path_not_logged(served):
+    """Regression (probe 3): the decoded path of a WebSocket upgrade reached the log, newlines included."""
+    offset = len(served.log())
+    forged = b"/x%0a2026-12-01T22:15:00+0000%20[ERROR]%20FORGED-LINE%0d%0a" + SECRET.encode()
+    answer = exchange(
+        served,
+        b"GET " + forged + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        timeout=5,
+    )
+    assert status_of(answer) == 403
+    time.sleep(0.5)
+    log = served.log()[offset:]
+    assert "FORGED" not in log and SECRET not in log
+
+
+def test_multipart_parser_warnings_do_not_quote_the_body(served):
+    """Regression (probe 3): python-multipart logged the first byte of the body ("got 74 at index 2")."""
+    offset = len(served.log())
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "multipart/form-data; boundary=xyz"}
+    response = httpx.post(f"{served.url}/api/v1/insurance/file", headers=headers, content=SECRET.encode())
+    assert response.status_code == 400
+    time.sleep(0.5)
+    log = served.log()[offset:]
+    assert "got 74" not in log and SECRET not in log
+
+
+def test_more_bytes_than_the_content_length_is_one_warning_not_tracebacks(served):
+    """Regression (probe 3): a short Content-Length before 200 kB of data logged two 90-line ERROR tracebacks."""
+    offset = len(served.log())
+    body = b'{"age_years": 19, "region": "' + b"a" * 200_000 + b'"}'
+    with contextlib.suppress(ConnectionResetError):  # uvicorn may reset the connection: fine
+        exchange(
+            served,
+            b"POST /api/v1/insurance HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10\r\nConnection: close\r\n\r\n" + body,
+            timeout=5,
+        )
+    time.sleep(0.5)
+    log = served.log()[offset:]
+    assert "Traceback" not in log and "[ERROR]" not in log
