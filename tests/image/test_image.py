@@ -2,14 +2,20 @@
 
 ``packaging/build_image.sh`` builds the image from a Bento of this session's model store, or
 reuses an image of identical content (see ``packaging/bento_image.py fingerprint``). podman
-runs it with no volume, so it serves from the Bento's own files; every endpoint's answer over
-HTTP (``bentoml.SyncHTTPClient``, with the suite's API token) must equal the in-process
-service's (the ``svc`` fixture). Build time and time to ready are printed.
+runs it hardened, as a platform would: read-only root file system with tmpfs on the only two
+paths it writes (:data:`WRITABLE`), a random non-root UID with group 0 (OpenShift), no volume,
+so it serves from the Bento's own files; every endpoint's answer over HTTP
+(``bentoml.SyncHTTPClient``, with the suite's API token) must equal the in-process service's
+(the ``svc`` fixture). The image's make-up is checked too: layers and size, labels, health
+check, port, no package manager or compiler, no third-party tests or training code, the SBOM.
+Build time, time to ready and the layers' sizes are printed.
 """
 
 import importlib.util
 import json
 import os
+import random
+import re
 import socket
 import subprocess
 import time
@@ -24,6 +30,7 @@ import pytest
 
 from tests.conftest import API_TOKEN
 from tests.utils.payloads import EXAMPLES, mri_test_image
+from vitalcheck import __version__
 from vitalcheck.catalog import MODELS, TABULAR_MODELS
 from vitalcheck.schemas.fitbit import FitbitInput
 from vitalcheck.schemas.hospital import HospitalQuery
@@ -43,6 +50,23 @@ IMAGE = os.environ.get("VITALCHECK_IMAGE", "localhost/vitalcheck") + ":latest"
 BENTO_PATH = "/home/bentoml/bento"
 BUILD_TIMEOUT_S = 3600
 READY_TIMEOUT_S = 300  # two shared cores under load: 50-125 s seen
+STATE = Path(os.environ.get("VITALCHECK_IMAGE_STATE", "/var/lib/vitalcheck-image"))
+SBOM = Path(os.environ.get("VITALCHECK_SBOM", ROOT / "build" / "sbom.cdx.json"))
+MAX_IMAGE_MB = 600
+# The only paths the service writes at run time (docs/SHIPPING.md): tmpfs, the root read-only.
+WRITABLE = ("/tmp", "/home/bentoml/prometheus_multiproc_dir")
+# A UID the image does not know, as OpenShift assigns them, with group 0.
+RUN_USER = f"{random.randint(100000, 999999)}:0"
+NO_TOKEN_WARNING = re.compile(r"WARNING.*VITALCHECK_API_TOKEN is not set")
+
+
+def hardened(*args: str) -> list[str]:
+    """`podman run` options of a hardened run: read-only root, tmpfs on WRITABLE only, random UID."""
+    options = ["--read-only", "--read-only-tmpfs=false", "--user", RUN_USER, "--cap-drop", "all"]
+    options += ["--security-opt", "no-new-privileges"]
+    for path in WRITABLE:
+        options += ["--tmpfs", f"{path}:rw,size=64m,mode=1777"]
+    return [*options, *args]
 
 
 def _load_bento_image_module():
@@ -118,7 +142,7 @@ def container(image, pytestconfig):
         "run", "--detach", "--pull=never", "--name", name,
         "--publish", f"127.0.0.1:{port}:3000",
         "--env", f"VITALCHECK_API_TOKEN={API_TOKEN}",
-        image,
+        *hardened(image),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -183,16 +207,111 @@ def dumped(model) -> dict:
 # ---- the image itself ---------------------------------------------------------------------------
 
 
+def inspect(image: str) -> dict:
+    return json.loads(podman("image", "inspect", image).stdout)[0]
+
+
 def test_runs_as_a_non_root_user(image, container):
     name, _ = container
     user = podman("image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip()
     assert user and user not in ("root", "0") and not user.startswith("0:")
     assert podman("exec", name, "id", "-u").stdout.strip() != "0"
+    # ...and the container runs (it answered /readyz) under the random UID, group 0.
+    assert podman("exec", name, "id", "-u").stdout.strip() == RUN_USER.split(":")[0]
+    assert podman("exec", name, "id", "-g").stdout.strip() == "0"
+
+
+def test_root_file_system_is_read_only_and_only_the_tmpfs_are_written(container):
+    name, _ = container
+    assert podman("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", name).stdout.strip() == "true"
+    for path in ("/home/bentoml/x", f"{BENTO_PATH}/x", "/app/.venv/x", "/var/tmp/x", "/run/x"):
+        assert podman("exec", name, "touch", path, check=False).returncode != 0, path
+    # BentoML wrote its worker metrics where the tmpfs is; nothing else under BENTOML_HOME.
+    written = podman("exec", name, "find", *WRITABLE, "-mindepth", "1", "-maxdepth", "1").stdout.split()
+    assert any(p.startswith(WRITABLE[1] + "/") for p in written), written
+    home = podman("exec", name, "find", "/home/bentoml", "-mindepth", "1", "-maxdepth", "1").stdout.split()
+    assert sorted(home) == sorted(
+        f"/home/bentoml/{d}" for d in ("bento", "bentos", "envs", "models", "prometheus_multiproc_dir", "tmp")
+    )
+
+
+def test_image_make_up(image, pytestconfig):
+    """Layers in order (base, dependencies, code, models) and the size target; labels, port, health check."""
+    info = inspect(image)
+    history = json.loads(podman("history", "--format", "json", image).stdout)
+    layers = [(h["size"], h.get("CreatedBy", h.get("createdBy", ""))) for h in reversed(history) if h["size"] > 0]
+    for size, created_by in layers:
+        report(pytestconfig, f"layer {size / 1e6:8.1f} MB  {created_by[:90]}")
+    report(pytestconfig, f"image {info['Size'] / 1e6:.1f} MB in {len(info['RootFS']['Layers'])} layers")
+    assert info["Size"] <= MAX_IMAGE_MB * 1e6
+    assert len(info["RootFS"]["Layers"]) == 4
+    assert "/app/.venv" in layers[1][1] and "bento/" in layers[2][1] and "models/" in layers[3][1]
+    # The base, by the digest recorded when it was made (it is the image's first layer).
+    base_digest = (STATE / "base.digest").read_text().strip()
+    labels = info["Labels"]
+    assert labels["org.opencontainers.image.base.digest"] == base_digest
+    base = inspect(f"{labels['org.opencontainers.image.base.name']}@{base_digest}")
+    assert info["RootFS"]["Layers"][0] == base["RootFS"]["Layers"][0]
+    # OCI labels.
+    assert labels["org.opencontainers.image.title"] == "VitalCheck"
+    assert labels["org.opencontainers.image.version"] == __version__
+    revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert labels["org.opencontainers.image.revision"].removesuffix("-dirty") == revision
+    for key in ("source", "created", "licenses", "description"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+    # Only the port that listens; the health check (Docker image format) on /readyz.
+    config = info["Config"]
+    assert set(config["ExposedPorts"]) == {"3000/tcp"}
+    healthcheck = info.get("HealthCheck") or info.get("Healthcheck") or config.get("Healthcheck")
+    assert healthcheck and "/readyz" in " ".join(healthcheck["Test"])
+    assert (
+        podman("image", "inspect", "--format", "{{.ManifestType}}", image)
+        .stdout.strip()
+        .endswith("docker.distribution.manifest.v2+json")
+    )
+
+
+def test_health_check_passes(container):
+    name, _ = container
+    assert podman("healthcheck", "run", name, check=False).returncode == 0
+
+
+def test_slim_no_package_manager_compiler_tests_or_training_code(container):
+    name, _ = container
+    script = (
+        "for p in apt apt-get dpkg pip pip3 uv gcc cc c++ g++ make git; do command -v $p; done;"
+        "ls -d /var/lib/apt /var/cache/apt /root/.cache /home/bentoml/.cache 2>/dev/null;"
+        "find /app/.venv -type d -name tests;"
+        f"ls -d {BENTO_PATH}/src/vitalcheck/training {BENTO_PATH}/src/vitalcheck/batch 2>/dev/null; true"
+    )
+    assert podman("exec", name, "sh", "-c", script).stdout.split() == []
+    # Every model folder readable by any UID (the model store makes them 0700).
+    modes = podman("exec", name, "find", f"{BENTO_PATH}/models", "-type", "d", "-not", "-perm", "-0055").stdout
+    assert modes.split() == []
+
+
+def test_sbom_lists_the_installed_packages(container):
+    """build/sbom.cdx.json (CycloneDX, written by make image) lists every package of /app/.venv."""
+    document = json.loads(SBOM.read_text())
+    assert document["bomFormat"] == "CycloneDX"
+    listed = {c["name"].lower().replace("_", "-"): c["version"] for c in document["components"]}
+    code = "import json; from importlib import metadata as m; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+    installed = json.loads(exec_python(container, code))
+    assert installed
+    for package, version in installed.items():
+        assert listed.get(package.lower().replace("_", "-").replace(".", "-")) == version, package
+
+
+def test_warns_in_the_log_when_no_token_is_set(container):
+    name, _ = container
+    logs = podman("logs", name, check=False)
+    assert not NO_TOKEN_WARNING.search(logs.stdout + logs.stderr)  # the token is set here
 
 
 def test_serves_from_the_bentos_files_only(container):
     name, _ = container
-    assert json.loads(podman("inspect", "--format", "{{json .Mounts}}", name).stdout) in ([], None)
+    mounts = json.loads(podman("inspect", "--format", "{{json .Mounts}}", name).stdout) or []
+    assert [m for m in mounts if m.get("Type") != "tmpfs"] == []
     paths = json.loads(
         exec_python(
             container,
@@ -225,15 +344,18 @@ def test_refuses_to_start_with_a_damaged_artifact(image, container, tmp_path):
     damaged.write_bytes(b"not a pickle")
     damaged.chmod(0o644)
     refused = f"{name}-refused"
+    # Also hardened, and without VITALCHECK_API_TOKEN: the start-up warns about that first.
     podman(
-        "run", "--detach", "--pull=never", "--name", refused, "--volume", f"{damaged}:{stored.stdout.strip()}:ro", image
-    )
+        "run", "--detach", "--pull=never", "--name", refused,
+        "--volume", f"{damaged}:{stored.stdout.strip()}:ro", *hardened(image),
+    )  # fmt: skip
     try:
         status = podman("wait", refused, timeout=READY_TIMEOUT_S).stdout.strip()
         logs = podman("logs", refused, check=False)
         output = logs.stdout + logs.stderr
         assert status not in ("", "0"), output
         assert "refuses to start" in output and "diabetes_pipeline.pkl" in output, output
+        assert NO_TOKEN_WARNING.search(output), output
     finally:
         podman("rm", "--force", refused, check=False)
 
