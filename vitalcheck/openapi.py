@@ -60,7 +60,9 @@ model-store `tag` and `version`, artifact `sha256`), the `prediction`, and `warn
 outside the range seen in training, or a missing input that the model imputed), each naming
 the field and the rule, never the value.
 
-**Errors.** 400 (invalid request), 401 (missing or wrong token) and 413 (body too large) share one shape:
+**Errors.** Every error shares one shape: 400 (invalid request), 401 (missing or wrong token), 405, 408,
+413 (body or uploaded file too large), 415, 431, and 500/504 (a server-side failure or timeout; a fixed body
+that says nothing of the request):
 `{{"error": "<summary>", "detail": [{{"type": "<rule>", "loc": ["<field>", ...], "msg": "<rule in words>"}}]}}`.
 A submitted value is never echoed.
 
@@ -109,7 +111,7 @@ ERROR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-"""The one error shape of every 400, 401 and 413 answer."""
+"""The one error shape of every error answer."""
 
 _ERROR_REF = {"$ref": "#/components/schemas/InvalidArgument"}
 _EXTRA_RESPONSES = {
@@ -122,10 +124,8 @@ _EXTRA_RESPONSES = {
         _ERROR_REF,
     ),
     "431": ("Request headers larger than VITALCHECK_MAX_HEADER_BYTES.", _ERROR_REF),
-    "504": (
-        "Not answered within the service's traffic.timeout (BentoML's answer, body {\"error\": ...}).",
-        {"$ref": "#/components/schemas/InternalServerError"},
-    ),
+    "500": ("A server-side failure (logged and counted; the body says nothing of the request).", _ERROR_REF),
+    "504": ("Not answered within the service's traffic.timeout (30 s).", _ERROR_REF),
 }
 
 

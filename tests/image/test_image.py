@@ -302,12 +302,6 @@ def test_sbom_lists_the_installed_packages(container):
         assert listed.get(package.lower().replace("_", "-").replace(".", "-")) == version, package
 
 
-def test_warns_in_the_log_when_no_token_is_set(container):
-    name, _ = container
-    logs = podman("logs", name, check=False)
-    assert not NO_TOKEN_WARNING.search(logs.stdout + logs.stderr)  # the token is set here
-
-
 def test_serves_from_the_bentos_files_only(container):
     name, _ = container
     mounts = json.loads(podman("inspect", "--format", "{{json .Mounts}}", name).stdout) or []
@@ -336,15 +330,18 @@ def test_package_versions_equal_the_development_environment(container):
     assert in_image == {package: metadata.version(package) for package in critical}
 
 
-def test_refuses_to_start_with_a_damaged_artifact(image, container, tmp_path):
-    """The start-up check runs in the image: a corrupt model file stops the container, naming it."""
+@pytest.fixture(scope="module")
+def refused_start(image, container, tmp_path_factory):
+    """A run with a corrupt ``diabetes_pipeline.pkl`` mounted over the Bento's, hardened, without a token.
+
+    Returns its exit status and log.
+    """
     name, _ = container
     stored = podman("exec", name, "sh", "-c", f"ls {BENTO_PATH}/models/vitalcheck-diabetes/*/diabetes_pipeline.pkl")
-    damaged = tmp_path / "diabetes_pipeline.pkl"
+    damaged = tmp_path_factory.mktemp("damaged") / "diabetes_pipeline.pkl"
     damaged.write_bytes(b"not a pickle")
     damaged.chmod(0o644)
     refused = f"{name}-refused"
-    # Also hardened, and without VITALCHECK_API_TOKEN: the start-up warns about that first.
     podman(
         "run", "--detach", "--pull=never", "--name", refused,
         "--volume", f"{damaged}:{stored.stdout.strip()}:ro", *hardened(image),
@@ -352,12 +349,25 @@ def test_refuses_to_start_with_a_damaged_artifact(image, container, tmp_path):
     try:
         status = podman("wait", refused, timeout=READY_TIMEOUT_S).stdout.strip()
         logs = podman("logs", refused, check=False)
-        output = logs.stdout + logs.stderr
-        assert status not in ("", "0"), output
-        assert "refuses to start" in output and "diabetes_pipeline.pkl" in output, output
-        assert NO_TOKEN_WARNING.search(output), output
+        return status, logs.stdout + logs.stderr
     finally:
         podman("rm", "--force", refused, check=False)
+
+
+def test_refuses_to_start_with_a_damaged_artifact(refused_start):
+    """The start-up check runs in the image: a corrupt model file stops the container, naming it."""
+    status, output = refused_start
+    assert status not in ("", "0"), output
+    assert "refuses to start" in output and "diabetes_pipeline.pkl" in output, output
+
+
+def test_warns_at_start_up_when_no_token_is_set(container, refused_start):
+    """A WARNING in the log when VITALCHECK_API_TOKEN is unset (the refused run has none), none when set."""
+    _, output = refused_start
+    assert NO_TOKEN_WARNING.search(output), output
+    name, _ = container
+    logs = podman("logs", name, check=False)
+    assert not NO_TOKEN_WARNING.search(logs.stdout + logs.stderr)
 
 
 def test_health_is_open_and_the_api_needs_the_token(container):
