@@ -17,7 +17,7 @@ ARTIFACTS_PRESENT = $(BIN)/python -c 'import sys; from pathlib import Path; from
 .PHONY: help install models artifacts import serve test lint build clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,3 +82,6 @@ clean: ## remove the virtualenv and the trained (uncommitted) artifacts
 .PHONY: docs-check
 docs-check: artifacts ## the page at / in headless Chromium (apt-get install chromium): screenshot to build/docs-page.png, no request beyond loopback
 	$(BIN)/python -m tests.utils.docs_browser --out build/docs-page.png
+
+# make cluster-test, make deploy-readonly-check (docs/DEPLOY.md)
+include deploy/deploy.mk

@@ -86,6 +86,11 @@ install_upload_guard()
 install_error_boundary()
 install_connection_deadlines(SETTINGS.header_timeout_s, SETTINGS.keepalive_timeout_s)
 
+NO_TOKEN_WARNING = (
+    "VITALCHECK_API_TOKEN is not set: every endpoint answers without authentication "
+    "(set a token of at least 16 characters on anything but a private loopback)"
+)
+
 MODEL_REFS = {name: BentoModel(f"{spec.store_name}:latest") for name, spec in MODELS.items()}
 """The eight model-store references, by catalog name."""
 
@@ -200,7 +205,10 @@ class VitalCheck:
         """Before any worker starts: refuse to start (exit 1, naming each failure) unless everything loads.
 
         ``VITALCHECK_SKIP_PREFLIGHT=1`` skips it (each worker still loads and checks everything).
+        Without ``VITALCHECK_API_TOKEN`` it logs a warning: every endpoint is then open.
         """
+        if SETTINGS.api_token is None:
+            logger.warning(NO_TOKEN_WARNING)
         if os.environ.get("VITALCHECK_SKIP_PREFLIGHT") != "1":
             size_thread_pools(SETTINGS.compute_threads)
             check_before_workers(stored_locations(), SETTINGS.reference_dir)

@@ -238,8 +238,8 @@ w, c = time.perf_counter(), time.process_time()
 import service
 from vitalcheck.settings import get_settings
 w1, c1 = time.perf_counter(), time.process_time()
-from vitalcheck.preflight import light_preflight
-light_preflight(service.stored_locations(), get_settings().reference_dir)
+from vitalcheck.preflight import full_check
+full_check(service.stored_locations(), get_settings().reference_dir)
 w2, c2 = time.perf_counter(), time.process_time()
 service.load_registry()
 w3, c3 = time.perf_counter(), time.process_time()

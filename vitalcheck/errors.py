@@ -321,4 +321,12 @@ class SourceTooLarge(ValueError):
 
 
 class ArtifactCheckError(RuntimeError):
-    """An artifact or its card is missing, unreadable or does not match its checksum (the service refuses to start)."""
+    """An artifact or its card is missing, unreadable or does not match its checksum (the service refuses to start).
+
+    ``failures`` holds one message per failed artifact or table when several were checked
+    together (:meth:`vitalcheck.registry.Registry.load`); else the one message.
+    """
+
+    def __init__(self, message: str, failures: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures if failures is not None else [message]

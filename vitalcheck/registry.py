@@ -96,7 +96,7 @@ class Registry:
         fitbit = attempt(fitbit_file.name, lambda: load_fitbit_percentiles(fitbit_file))
         hospital = attempt(hospital_file.name, lambda: load_hospital_analytics(hospital_file))
         if failures:
-            raise ArtifactCheckError("\n  - ".join(["these artifacts failed their checks:", *failures]))
+            raise ArtifactCheckError("\n  - ".join(["these artifacts failed their checks:", *failures]), failures)
         tables = {}
         for name, file in REFERENCE_TABLES.items():
             digest = sha256_file(reference_dir / file)

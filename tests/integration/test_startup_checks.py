@@ -12,7 +12,6 @@ import pytest
 from tests.utils.serving import DAMAGES, damaged_copy, marker_pickle
 from vitalcheck.cards import ArtifactCheckError
 from vitalcheck.catalog import MODELS
-from vitalcheck.preflight import light_preflight
 from vitalcheck.registry import Registry, StoredArtifact
 
 FAST = ["pickle-marker", "golden-drift", "onnx-corrupt", "card-invalid", "fitbit-missing", "hospital-corrupt"]
@@ -56,19 +55,22 @@ def test_damage_is_refused_without_loading(model_store, settings, tmp_path, kind
         assert "golden" in str(refused.value)
 
 
-@pytest.mark.parametrize("kind", list(DAMAGES))
-def test_serving_process_check_finds_every_damage_but_golden_drift(model_store, settings, tmp_path, kind):
-    """`light_preflight` (the serving process's check, no model loaded) names every damaged artifact
-    or table; golden drift needs the model unpickled and is left to the workers' full check."""
+@pytest.mark.parametrize("kind", ["pickle-marker", "golden-drift", "hospital-schema"])
+def test_the_check_before_workers_names_each_damage_on_one_line(model_store, settings, tmp_path, kind, capsys):
+    """The pre-start check (a child process running the workers' whole load) refuses with status 1."""
+    from vitalcheck.preflight import check_before_workers
+
     home, tables, marker = damaged_copy(kind, model_store, settings.reference_dir, tmp_path)
-    failures = light_preflight(locations(home), tables)
-    if kind == "golden-drift":
-        assert failures == []
-    else:
-        assert len(failures) == 1, failures
-        assert DAMAGES[kind] in failures[0]
+    with pytest.raises(SystemExit) as refused:
+        check_before_workers(locations(home), tables)
+    assert refused.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("VitalCheck refuses to start") and len(lines) == 2, lines
+    assert DAMAGES[kind] in lines[1]
     assert not marker.exists(), "the tampered pickle was unpickled"
 
 
-def test_serving_process_check_passes_an_undamaged_store(model_store, settings):
-    assert light_preflight(locations(model_store), settings.reference_dir) == []
+def test_the_check_before_workers_passes_an_undamaged_store(model_store, settings):
+    from vitalcheck.preflight import full_check
+
+    assert full_check(locations(model_store), settings.reference_dir) == []

@@ -131,3 +131,14 @@ def test_a_serving_worker_loads_no_training_module(model_store, data_dir, tmp_pa
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_a_server_without_a_token_warns_at_start(service_module, monkeypatch, caplog):
+    monkeypatch.setattr(service_module, "SETTINGS", service_module.SETTINGS.model_copy(update={"api_token": None}))
+    monkeypatch.setenv("VITALCHECK_SKIP_PREFLIGHT", "1")
+    service_module.VitalCheck.inner.check_artifacts()
+    assert service_module.NO_TOKEN_WARNING in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(service_module, "SETTINGS", service_module.SETTINGS.model_copy(update={"api_token": "x" * 16}))
+    service_module.VitalCheck.inner.check_artifacts()
+    assert service_module.NO_TOKEN_WARNING not in caplog.text
