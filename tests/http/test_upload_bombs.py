@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.utils.payloads import ROUTES
-from vitalcheck import sources
-from vitalcheck.api import CSV_HEADER_MAX_BYTES
+from vitalcheck import sources, uploads
 from vitalcheck.training.loaders import DATA_FILES, data_file
+from vitalcheck.uploads import CSV_HEADER_MAX_BYTES
 
 
 def error(response):
@@ -414,7 +414,7 @@ def test_parquet_nested_read_columns_are_refused(api_with, data_dir, tmp_path, p
 
 def test_the_decoded_byte_cap_is_what_a_legit_maximal_file_needs(api_with, data_dir, tmp_path):
     """16 MiB (not 4 x the upload limit, 80 MiB): 10 000 breast-cancer rows decode to ~2.6 MB and pass."""
-    assert api_with()._decoded_cap() == sources.MAX_DECODED_BYTES == 16 << 20
+    assert uploads.decoded_cap(api_with().settings) == sources.MAX_DECODED_BYTES == 16 << 20
     path = tmp_path / "rows.parquet"
     source = pd.read_csv(data_file("breast_cancer", data_dir))
     pd.concat([source] * 21).head(10_000).to_parquet(path)
