@@ -10,7 +10,7 @@ same names, so validated request fields go straight into the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FeatureType = Literal["number", "integer", "boolean", "category"]
 ModelKind = Literal["classifier", "regressor", "interval_regressor", "onnx_image"]
@@ -64,6 +64,7 @@ class ModelSpec:
         features: raw input features, in pipeline column order (empty for images).
         classes: output class order for classifiers (positive class last for binary).
         target_unit: unit of a regression output.
+        example: one real record of the data set (the OpenAPI example, and the tests').
 
     """
 
@@ -78,6 +79,7 @@ class ModelSpec:
     features: tuple[FeatureSpec, ...] = field(default_factory=tuple)
     classes: tuple[str, ...] = ()
     target_unit: str = ""
+    example: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def feature_names(self) -> list[str]:
@@ -144,6 +146,16 @@ DIABETES = ModelSpec(
     route="/api/v1/risk/diabetes",
     classes=("no_diabetes", "diabetes"),
     features=_DIABETES_FEATURES,
+    example={
+        "pregnancies": 8,
+        "glucose_mg_dl": 183.0,
+        "diastolic_bp_mm_hg": 64.0,
+        "skin_thickness_mm": None,
+        "insulin_uu_ml": None,
+        "bmi_kg_m2": 23.3,
+        "diabetes_pedigree": 0.672,
+        "age_years": 32,
+    },
 )
 
 # fmt: off
@@ -175,6 +187,21 @@ HEART = ModelSpec(
     route="/api/v1/risk/heart",
     classes=("no_heart_disease", "heart_disease"),
     features=_HEART_FEATURES,
+    example={
+        "age_years": 63,
+        "sex": "Male",
+        "chest_pain_type": "typical angina",
+        "resting_bp_mm_hg": 145.0,
+        "cholesterol_mg_dl": 233.0,
+        "fasting_blood_sugar_over_120": True,
+        "resting_ecg": "lv hypertrophy",
+        "max_heart_rate_bpm": 150.0,
+        "exercise_angina": False,
+        "st_depression_mm": 2.3,
+        "st_slope": "downsloping",
+        "major_vessels": 0,
+        "thalassemia": "fixed defect",
+    },
 )
 
 # fmt: off
@@ -203,6 +230,18 @@ STROKE = ModelSpec(
     route="/api/v1/risk/stroke",
     classes=("no_stroke", "stroke"),
     features=_STROKE_FEATURES,
+    example={
+        "sex": "Female",
+        "age_years": 82.0,
+        "hypertension": False,
+        "heart_disease": False,
+        "ever_married": True,
+        "work_type": "Self-employed",
+        "residence_type": "Urban",
+        "avg_glucose_mg_dl": 243.59,
+        "bmi_kg_m2": 24.3,
+        "smoking_status": "never smoked",
+    },
 )
 
 _WDBC_MEASURES = (
@@ -249,6 +288,38 @@ BREAST_CANCER = ModelSpec(
     route="/api/v1/risk/breast-cancer",
     classes=("benign", "malignant"),
     features=_BREAST_CANCER_FEATURES,
+    example={
+        "radius_mean": 20.57,
+        "texture_mean": 17.77,
+        "perimeter_mean": 132.9,
+        "area_mean": 1326.0,
+        "smoothness_mean": 0.08474,
+        "compactness_mean": 0.07864,
+        "concavity_mean": 0.0869,
+        "concave_points_mean": 0.07017,
+        "symmetry_mean": 0.1812,
+        "fractal_dimension_mean": 0.05667,
+        "radius_se": 0.5435,
+        "texture_se": 0.7339,
+        "perimeter_se": 3.398,
+        "area_se": 74.08,
+        "smoothness_se": 0.005225,
+        "compactness_se": 0.01308,
+        "concavity_se": 0.0186,
+        "concave_points_se": 0.0134,
+        "symmetry_se": 0.01389,
+        "fractal_dimension_se": 0.003532,
+        "radius_worst": 24.99,
+        "texture_worst": 23.41,
+        "perimeter_worst": 158.8,
+        "area_worst": 1956.0,
+        "smoothness_worst": 0.1238,
+        "compactness_worst": 0.1866,
+        "concavity_worst": 0.2416,
+        "concave_points_worst": 0.186,
+        "symmetry_worst": 0.275,
+        "fractal_dimension_worst": 0.08902,
+    },
 )
 
 # fmt: off
@@ -279,6 +350,20 @@ SLEEP = ModelSpec(
     route="/api/v1/sleep",
     classes=("None", "Insomnia", "Sleep Apnea"),
     features=_SLEEP_FEATURES,
+    example={
+        "sex": "Male",
+        "age_years": 27,
+        "occupation": "Software Engineer",
+        "sleep_duration_h": 6.1,
+        "sleep_quality_1_10": 6,
+        "physical_activity_min_per_day": 42,
+        "stress_level_1_10": 6,
+        "bmi_category": "Overweight",
+        "systolic_bp_mm_hg": 126,
+        "diastolic_bp_mm_hg": 83,
+        "resting_heart_rate_bpm": 77,
+        "daily_steps": 4200,
+    },
 )
 
 _pct = "% of one-year-olds"
@@ -318,6 +403,28 @@ LIFE_EXPECTANCY = ModelSpec(
     route="/api/v1/life-expectancy",
     target_unit="years",
     features=_LIFE_EXPECTANCY_FEATURES,
+    example={
+        "year": 2015,
+        "development_status": "Developing",
+        "adult_mortality_per_1000": 74.0,
+        "infant_deaths_per_1000": 0.0,
+        "alcohol_litres_per_capita": 4.6,
+        "health_expenditure_pct_gdp_per_capita": 364.9752287,
+        "hepatitis_b_coverage_pct": 99.0,
+        "measles_cases_per_1000": 0.0,
+        "mean_bmi_kg_m2": 58.0,
+        "under_five_deaths_per_1000": 0.0,
+        "polio_coverage_pct": 99.0,
+        "total_health_expenditure_pct": 6.0,
+        "diphtheria_coverage_pct": 99.0,
+        "hiv_aids_deaths_per_1000": 0.1,
+        "gdp_per_capita_usd": 3954.22783,
+        "population": 28873.0,
+        "thinness_10_19_pct": 1.2,
+        "thinness_5_9_pct": 1.3,
+        "income_composition_index": 0.762,
+        "schooling_years": 14.2,
+    },
 )
 
 # fmt: off
@@ -342,6 +449,14 @@ INSURANCE = ModelSpec(
     route="/api/v1/insurance",
     target_unit="USD/year",
     features=_INSURANCE_FEATURES,
+    example={
+        "age_years": 19,
+        "sex": "female",
+        "bmi_kg_m2": 27.9,
+        "children": 0,
+        "smoker": True,
+        "region": "southwest",
+    },
 )
 
 BRAIN_TUMOR = ModelSpec(

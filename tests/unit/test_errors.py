@@ -129,13 +129,13 @@ def test_the_errors_module_imports_no_server_stack():
 
 
 def guard(app=None, **settings):
-    from vitalcheck.middleware import JSON, RequestGuard
+    from vitalcheck.middleware import JSON, RequestGuard, Route
 
     async def unreachable(scope, receive, send):
         raise AssertionError("the application was called")
 
     limits = get_settings().model_copy(update={"api_token": None, **settings})
-    return RequestGuard(app or unreachable, {"/r": (JSON, 1000)}, frozenset(), limits)
+    return RequestGuard(app or unreachable, {"/r": Route(JSON, 1000, 16)}, frozenset(), limits)
 
 
 def call(app, receive, path="/r"):

@@ -1,16 +1,21 @@
-"""Request and response schemas, one module per task; :data:`INPUT_MODELS` indexes the tabular ones."""
+"""Request and response schemas; :data:`INPUT_MODELS` holds the request model of every tabular task.
+
+Each request model is built from its catalog record (:func:`~vitalcheck.schemas.common.tabular_input_model`):
+a new task needs no schema code unless its prediction has a type of its own.
+"""
 
 from pydantic import BaseModel
 
-from vitalcheck.schemas import breast_cancer, diabetes, heart, insurance, life_expectancy, sleep, stroke
+from vitalcheck.catalog import TABULAR_MODELS
+from vitalcheck.schemas.common import tabular_input_model
+
+
+def input_model_name(name: str) -> str:
+    """The request model's class name (shown in OpenAPI): ``breast_cancer`` → ``BreastCancerInput``."""
+    return "".join(part.capitalize() for part in name.split("_")) + "Input"
+
 
 INPUT_MODELS: dict[str, type[BaseModel]] = {
-    "diabetes": diabetes.DiabetesInput,
-    "heart": heart.HeartInput,
-    "stroke": stroke.StrokeInput,
-    "breast_cancer": breast_cancer.BreastCancerInput,
-    "sleep": sleep.SleepInput,
-    "life_expectancy": life_expectancy.LifeExpectancyInput,
-    "insurance": insurance.InsuranceInput,
+    name: tabular_input_model(spec, spec.example, input_model_name(name)) for name, spec in TABULAR_MODELS.items()
 }
 """The request model of each tabular task, by catalog name (used by the service, batch scoring and benchmarks)."""

@@ -5,22 +5,17 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from vitalcheck.catalog import INSURANCE
-from vitalcheck.schemas.common import Contributor, tabular_input_model
+from vitalcheck.schemas import INPUT_MODELS
+from vitalcheck.schemas.common import Contributor
 
-EXAMPLE = {
-    "age_years": 19,
-    "sex": "female",
-    "bmi_kg_m2": 27.9,
-    "children": 0,
-    "smoker": True,
-    "region": "southwest",
-}
-"""A real record from the shared data set (INSURANCE.dataset), used as the OpenAPI example and in tests."""
+EXAMPLE = INSURANCE.example
+"""A real record from the shared data set, used as the OpenAPI example and in tests (the catalog's)."""
+
 
 if TYPE_CHECKING:  # the type checker sees a plain model; the service gets the generated one
     InsuranceInput = BaseModel
 else:
-    InsuranceInput = tabular_input_model(INSURANCE, EXAMPLE, "InsuranceInput")
+    InsuranceInput = INPUT_MODELS["insurance"]
 
 
 class InsurancePrediction(BaseModel):
