@@ -233,6 +233,10 @@ def install_metrics_path_labels(paths) -> None:
     async def __call__(self, scope, receive, send):
         if not isinstance(self.app, _RestoredPath):
             self.app = _RestoredPath(self.app)
+        if scope.get("type") == "websocket":
+            # VitalCheck serves no WebSocket (the guard closes them); BentoML's websocket gauges
+            # were labelled with the raw path and went negative (probe 4): not counted at all.
+            return await self.app(scope, receive, send)
         if scope.get("type") == "http" and scope.get("path") not in self.vitalcheck_paths:
             scope = {**scope, "path": OTHER_PATH, _REAL_PATH: scope.get("path")}
         return await original(self, scope, receive, send)

@@ -265,14 +265,14 @@ class _RedactedErrors:
         if status >= 500:
             body = json.dumps(server_error_for(status).body()).encode()
         else:
-            body = self._rewrite(b"".join(self.chunks))
+            body = self._rewrite(b"".join(self.chunks), status)
         headers = [
             (k, v) for k, v in self.start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
         ]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await _send(self.send, status, headers, body)
 
-    def _rewrite(self, raw: bytes) -> bytes:
+    def _rewrite(self, raw: bytes, status: int) -> bytes:
         try:
             data = json.loads(raw)
         except ValueError:
@@ -293,6 +293,8 @@ class _RedactedErrors:
             if isinstance(e, dict)
         ]
         error = data.get("error") if isinstance(data.get("error"), str) and safe else "request refused"
+        if status == 404:  # an unlisted path (BentoML's own 404): say so, about the path
+            error, safe = "not found", [{"type": "not_found", "loc": ["path"], "msg": "no such endpoint"}]
         if not safe:
             safe = [{"type": "invalid_request", "loc": ["body"], "msg": "request refused"}]
         if len(safe) > MAX_ERROR_ENTRIES:

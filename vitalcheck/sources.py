@@ -81,7 +81,7 @@ def _features(
         series = derived[feat.name] if feat.name in derived else column(raw, feat.source_column, path)
         try:
             columns[feat.name] = _convert(series, feat.type, feat.source_column)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:  # 309 digits overflow pandas' parser
             raise ColumnFormatError(path, feat.source_column, feat.type) from exc
     return pd.DataFrame(columns, index=raw.index)[spec.feature_names]
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from vitalcheck import sources
 from vitalcheck.errors import InvalidInput
+from vitalcheck.parquet_pages import PageHeaderError, declared_page_bytes
 from vitalcheck.settings import Settings
 
 UNPACKED_PARQUET_FACTOR = 4
@@ -83,6 +84,11 @@ def check_shape(path: Path, columns: Sequence[str], settings: Settings) -> bool:
             for j in range(group.num_columns)
             if group.column(j).path_in_schema in read
         )
+        try:
+            # The footer's sizes are the writer's claim; the page headers say what is decompressed.
+            unpacked = max(unpacked, declared_page_bytes(path, read, decoded_cap(settings)))
+        except (PageHeaderError, OSError):
+            raise InvalidInput.at("file", "file_unreadable", "not a readable CSV or Parquet file") from None
         if unpacked > decoded_cap(settings):
             message = f"decompresses to more than {decoded_cap(settings)} bytes"
             raise InvalidInput.at("file", "upload_too_large", message)

@@ -422,3 +422,12 @@ def test_websocket_connections_are_refused(http):
     with pytest.raises(WebSocketDisconnect) as closed, http.websocket_connect("/x%0aFORGED"):
         pass
     assert closed.value.code == 1008
+
+
+def test_an_unlisted_path_is_a_404_about_the_path(http):
+    response = http.post("/api/v1/no-such-route", json={})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not found",
+        "detail": [{"type": "not_found", "loc": ["path"], "msg": "no such endpoint"}],
+    }

@@ -548,3 +548,66 @@ def test_a_repeated_column_the_model_does_not_read_is_accepted(http, data_dir):
     response = upload(http, "insurance", "rows.csv", csv_text.encode())
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 5
+
+
+@pytest.mark.parametrize(("column", "cell"), [("age", "9" * 309), ("age", "-" + "9" * 400), ("bmi", "1" + "0" * 310)])
+def test_a_number_too_large_for_a_float_is_a_400(http, data_dir, column, cell):
+    """Regression (probe 4): a 309-digit number overflowed pandas' parser and answered 500."""
+    frame = _insurance(data_dir, rows=3).astype({column: object})
+    frame.loc[1, column] = cell
+    body = error(upload(http, "insurance", "rows.csv", frame.to_csv(index=False).encode()))
+    assert set(body.values()) <= {"malformed_column", "finite_number"} and body  # a 400 naming the column
+
+
+def _padded_varint(value: int, length: int) -> bytes:
+    """``value`` as a varint of exactly ``length`` bytes (continuation bits padding it out)."""
+    out = []
+    for i in range(length):
+        byte = (value >> (7 * i)) & 0x7F
+        out.append(byte | (0x80 if i < length - 1 else 0))
+    return bytes(out)
+
+
+def _varint(value: int) -> bytes:
+    return _padded_varint(value, max(1, (value.bit_length() + 6) // 7))
+
+
+def _footer_understating_sizes(content: bytes, claimed: int) -> bytes:
+    """Rewrite a Parquet footer so that every uncompressed size it states reads ``claimed`` (probe 4)."""
+    meta = pq.read_metadata(io.BytesIO(content))
+    true_sizes = {meta.row_group(0).total_byte_size}
+    true_sizes |= {meta.row_group(0).column(j).total_uncompressed_size for j in range(meta.num_columns)}
+    footer_length = int.from_bytes(content[-8:-4], "little")
+    start = len(content) - 8 - footer_length
+    footer = content[start:-8]
+    for size in sorted(true_sizes, reverse=True):
+        if size > claimed:
+            encoded = _varint(2 * size)  # zigzag of a positive i64
+            footer = footer.replace(encoded, _padded_varint(2 * claimed, len(encoded)))
+    return content[:start] + footer + content[-8:]
+
+
+def test_a_footer_that_understates_its_page_sizes_is_refused_before_decompressing(http, data_dir, parsed, monkeypatch):
+    """Regression (probe 4): a 12 KB Parquet whose footer said 1,000 bytes held a 400 MB page (+1.1 GB RSS)."""
+    frame = _insurance(data_dir, rows=1).assign(region="r" * (40 << 20))
+    honest = _parquet(frame, compression="zstd", use_dictionary=False, data_page_size=1 << 30, write_statistics=False)
+    lying = _footer_understating_sizes(honest, 1000)
+    meta = pq.read_metadata(io.BytesIO(lying))
+    assert max(meta.row_group(0).column(j).total_uncompressed_size for j in range(meta.num_columns)) <= 1000
+    assert len(lying) < 100_000
+    parsed.clear()
+    monkeypatch.setattr(sources, "_check_parquet", lambda *a: pytest.fail("the pages were decompressed"))
+    assert error(upload(http, "insurance", "rows.parquet", lying)) == {("file",): "upload_too_large"}
+    assert not parsed
+
+
+def test_page_headers_of_a_data_set_file_add_up_to_its_footer(data_dir, tmp_path):
+    from vitalcheck.parquet_pages import declared_page_bytes
+
+    path = tmp_path / "rows.parquet"
+    path.write_bytes(_parquet(pd.read_csv(data_file("breast_cancer", data_dir)), compression="snappy"))
+    meta = pq.read_metadata(path)
+    names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+    footer = sum(meta.row_group(0).column(j).total_uncompressed_size for j in range(meta.num_columns))
+    declared = declared_page_bytes(path, names, 1 << 30)
+    assert 0.5 * footer < declared <= footer  # headers excluded from the pages' own sizes

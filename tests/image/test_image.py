@@ -27,6 +27,7 @@ from pathlib import Path
 import bentoml
 import pandas as pd
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.conftest import API_TOKEN
 from tests.utils.payloads import EXAMPLES, mri_test_image
@@ -294,12 +295,13 @@ def test_sbom_lists_the_installed_packages(container):
     """build/sbom.cdx.json (CycloneDX, written by make image) lists every package of /app/.venv."""
     document = json.loads(SBOM.read_text())
     assert document["bomFormat"] == "CycloneDX"
-    listed = {c["name"].lower().replace("_", "-"): c["version"] for c in document["components"]}
+    python = [c for c in document["components"] if c.get("purl", "").startswith("pkg:pypi/")]
+    listed = {canonicalize_name(c["name"]): c["version"] for c in python}
     code = "import json; from importlib import metadata as m; print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    installed = json.loads(exec_python(container, code))
-    assert installed
-    for package, version in installed.items():
-        assert listed.get(package.lower().replace("_", "-").replace(".", "-")) == version, package
+    installed = {canonicalize_name(name): version for name, version in json.loads(exec_python(container, code)).items()}
+    assert installed and listed == installed
+    # ...and the base's Debian packages.
+    assert any(c.get("purl", "").startswith("pkg:deb/debian/python3.11@") for c in document["components"])
 
 
 def test_serves_from_the_bentos_files_only(container):

@@ -154,6 +154,20 @@ def test_unlisted_paths_never_become_metrics_labels(served):
     assert 'endpoint="(unlisted path)"' in metrics
 
 
+def test_websocket_upgrades_never_become_metrics_labels(served):
+    """Regression (probe 4): an unauthenticated WebSocket upgrade wrote its decoded path into /metrics."""
+    for i in range(5):
+        exchange(
+            served,
+            f"GET /patient/{SECRET}-ws-{i} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode(),
+            timeout=5,
+        )
+    metrics = httpx.get(f"{served.url}/metrics").text
+    assert SECRET not in metrics
+    assert "-1.0" not in metrics
+
+
 def test_forwarded_for_text_is_not_logged(served):
     """Regression: uvicorn takes the client address from X-Forwarded-For (trusted from 127.0.0.1), verbatim."""
     offset = len(served.log())
