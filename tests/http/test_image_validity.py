@@ -96,3 +96,15 @@ def test_colour_png_too_large_to_decode_is_refused(http):
     assert response.status_code == 400, response.text
     [entry] = response.json()["detail"]
     assert entry["type"] == "image_rejected" and entry["msg"].startswith("decoding needs more than ")
+
+
+@pytest.mark.parametrize("size", [256, 1024])
+def test_a_dithered_bi_level_slice_is_refused(http, data_dir, size):
+    """Regression (probe 4): a real slice dithered to 1 bit passed the screen (glioma at 0.94); resizing made it gray."""
+    with Image.open(mri_test_image(data_dir, "glioma")) as img:
+        bilevel = img.convert("L").resize((size, size)).convert("1")
+    response = http.post(IMAGE, files={"image": ("b.png", _encode(bilevel), "image/png")})
+    assert response.status_code == 400, response.text
+    assert [(e["type"], e["msg"]) for e in response.json()["detail"]] == [
+        ("not_an_mri_slice", "not an MRI slice: too few intensity levels")
+    ]

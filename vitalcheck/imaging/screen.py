@@ -46,6 +46,8 @@ SLICE_STATISTICS: dict[str, str] = {
     "flat_share": "share of the horizontally and vertically neighbouring pixel pairs of that image, both above "
     "0.1 (foreground), that differ by less than 1/512: flat-filled plateaus (drawings, synthetic shapes) "
     "give high values, MRI tissue texture low ones (0 without foreground)",
+    "source_levels": "distinct gray levels of the decoded image itself, before any resizing (sampled "
+    "nearest-neighbour to at most about 512x512 pixels): a bi-level or dithered image has 2",
     "periodicity": "largest circular autocorrelation of that image (mean removed, divided by its variance) "
     "at shifts of at least 20 px along either axis: about 1 for a tiled or repeated picture (0 if constant)",
 }
@@ -85,6 +87,7 @@ class SliceStats:
     entropy_bits: float
     flat_share: float
     periodicity: float
+    source_levels: int
 
     @property
     def short_side(self) -> int:
@@ -138,6 +141,16 @@ def _periodicity(u: np.ndarray) -> float:
     return float(ac[far].max()) if far.any() else 0.0
 
 
+def _source_levels(img: Image.Image) -> int:
+    """Distinct gray levels of a decoded image, before resizing (which would blur a dithered image into many)."""
+    step = max(1, int(np.ceil(np.sqrt(img.width * img.height / (512 * 512)))))
+    if img.mode in _HIGH_DEPTH_MODES:
+        return int(np.unique(np.asarray(img)[::step, ::step]).size)
+    if step > 1:
+        img = img.resize((max(1, img.width // step), max(1, img.height // step)), Image.Resampling.NEAREST)
+    return sum(1 for count in img.convert("L").histogram() if count)
+
+
 def _stats_of(img: Image.Image, size: tuple[int, int], resized: np.ndarray, unit: np.ndarray) -> SliceStats:
     """Statistics of an image (oriented size ``size``), its resized grayscale and its [0, 1] canvas."""
     lo, hi = float(resized.min()), float(resized.max())
@@ -160,6 +173,7 @@ def _stats_of(img: Image.Image, size: tuple[int, int], resized: np.ndarray, unit
         entropy_bits=float(-(hist * np.log2(hist)).sum()),
         flat_share=_flat_share(u),
         periodicity=_periodicity(u),
+        source_levels=_source_levels(img),
     )
 
 
@@ -205,8 +219,9 @@ class SliceValidity:
     * ``relative_range`` below ``min_relative_range`` [min 0.845]: constant or near-constant;
     * ``colourfulness`` above ``max_colourfulness`` [0: all grayscale; a grayscale slice
       saved as colour JPEG measures 0, uniform colour noise about 85];
-    * ``entropy_bits`` below ``min_entropy_bits`` [min 2.01]: too few intensity levels
-      (binary masks, line art);
+    * ``entropy_bits`` below ``min_entropy_bits`` [min 2.01], or ``source_levels`` below
+      ``min_source_levels`` [min 132]: too few intensity levels (binary masks, line art,
+      a dithered bi-level image, whose resized canvas alone looks gray);
     * ``roughness`` above ``max_roughness`` [max 0.498; white noise about 1.13]: noise-like;
     * ``mean`` above ``max_mean`` [max 0.498]: mostly bright, where slices are mostly dark
       background (documents, charts, inverted images);
@@ -229,6 +244,7 @@ class SliceValidity:
     min_relative_range: float = 0.25
     max_colourfulness: float = 16.0
     min_entropy_bits: float = 1.0
+    min_source_levels: int = 8
     max_roughness: float = 0.8
     max_mean: float = 0.8
     max_flat_share: float = 0.3
@@ -283,7 +299,7 @@ def assess_slice(stats: SliceStats, validity: SliceValidity = SLICE_VALIDITY) ->
         return "not an MRI slice: constant or near-constant intensity", []
     if not stats.colourfulness <= v.max_colourfulness:
         return "not an MRI slice: strongly coloured (MRI slices are grayscale)", []
-    if not stats.entropy_bits >= v.min_entropy_bits:
+    if not stats.entropy_bits >= v.min_entropy_bits or stats.source_levels < v.min_source_levels:
         return "not an MRI slice: too few intensity levels", []
     if not stats.roughness <= v.max_roughness:
         return "not an MRI slice: noise-like texture", []
