@@ -154,7 +154,7 @@ def test_an_overlay_can_create_the_secret(kubernetes_validate, tmp_path):
     (overlay / "kustomization.yaml").write_text(
         "resources:\n  - ../base\n"
         "secretGenerator:\n  - name: vitalcheck-api-token\n    envs:\n      - token.env\n"
-        "images:\n  - name: vitalcheck\n    newName: registry.example/vitalcheck\n    newTag: 1.0.0\n"
+        "images:\n  - name: localhost/vitalcheck\n    newName: registry.example/vitalcheck\n    newTag: 1.0.0\n"
     )
     rendered = kustomize(overlay)
     secret = next(d for d in rendered if d["kind"] == "Secret")
@@ -164,6 +164,8 @@ def test_an_overlay_can_create_the_secret(kubernetes_validate, tmp_path):
     assert secret["metadata"]["name"].startswith("vitalcheck-api-token-")
     assert reference["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
     assert reference["valueFrom"]["secretKeyRef"]["key"] == "token"
+    # Regression (new-user trial): the base renamed the image first, so the overlay's rename matched nothing.
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/vitalcheck:1.0.0"
     for doc in rendered:
         kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
 
