@@ -42,6 +42,8 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 BENTOML=${BENTOML:-$ROOT/.venv/bin/bentoml}
 UV=${UV:-$ROOT/.venv/bin/uv}
 export BENTOML_DO_NOT_TRACK=True
+# uv (bentoml build resolves with it; the SBOM tool install) caches in the state folder, not ~.
+export UV_CACHE_DIR=${UV_CACHE_DIR:-$VITALCHECK_IMAGE_STATE/uv-cache}
 IMAGE=${VITALCHECK_IMAGE:-localhost/vitalcheck}
 BASE_IMAGE=localhost/vitalcheck-base
 DEPS_IMAGE=localhost/vitalcheck-deps
@@ -194,7 +196,7 @@ build_deps() {
         --volume "$(readlink -f "$UV"):/run/vitalcheck-build/uv:ro" \
         --volume "$CA_BUNDLE:/run/vitalcheck-build/ca-certificates.crt:ro" \
         --volume "$VITALCHECK_IMAGE_STATE/uv-cache:/run/vitalcheck-build/uv-cache" \
-        --tag "$DEPS_REF" packaging >/dev/null
+        --tag "$DEPS_REF" packaging >&2
     echo "dependencies: built in $(($(seconds) - start)) s" >&2
 }
 
@@ -307,6 +309,12 @@ prune_images() {
             podman rmi "$ref" >/dev/null 2>&1 && echo "pruned older image $ref" >&2
         fi
     done < <(podman images --sort created --filter "reference=$IMAGE" --format '{{.ID}} {{.Repository}}:{{.Tag}}')
+    # buildah leaves the working container of the Containerfile's `FROM ${DEPS} AS deps` stage
+    # (a full copy of the dependencies under vfs): remove every one of those first.
+    local container name
+    while read -r container name; do
+        if [[ $name == vitalcheck-deps-working-container* ]]; then buildah rm "$container" >/dev/null; fi
+    done < <(buildah containers --format '{{.ContainerID}} {{.ContainerName}}')
     while read -r ref; do
         [[ $ref == "$DEPS_REF" ]] || { podman rmi "$ref" >/dev/null 2>&1 && echo "pruned older image $ref" >&2; }
     done < <(podman images --filter "reference=$DEPS_IMAGE" --format '{{.Repository}}:{{.Tag}}')

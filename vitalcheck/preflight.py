@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -55,9 +56,13 @@ def check_before_workers(locations: Mapping[str, StoredArtifact | None], referen
     """
     where = {name: None if loc is None else [str(loc.directory), loc.tag] for name, loc in locations.items()}
     command = [sys.executable, "-m", "vitalcheck.preflight", str(reference_dir)]
+    # The child finds this very package wherever it was imported from (a Bento puts it on
+    # sys.path itself, not on PYTHONPATH).
+    here = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     try:
         child = subprocess.run(  # noqa: S603 (our own interpreter and module)
-            command, input=json.dumps(where), capture_output=True, text=True, timeout=CHECK_TIMEOUT_S
+            command, input=json.dumps(where), capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, env=env
         )
         failures = child.stdout.splitlines() if child.returncode else []
         if child.returncode and not failures:
