@@ -172,6 +172,12 @@ class Unauthorized(ClientError):
     default_headers = ((b"www-authenticate", b'Bearer realm="vitalcheck"'),)
 
 
+class NotFound(ClientError):
+    """404: a path that is no route or open endpoint (asked with the token; without it, 401)."""
+
+    status = HTTPStatus.NOT_FOUND
+
+
 class MethodNotAllowed(ClientError):
     """405: an API route called with another method than POST; the answer says ``Allow: POST``."""
 

@@ -89,7 +89,14 @@ def _features(
 def _convert(series: pd.Series, kind: str, source_column: str) -> pd.Series:
     if kind in ("number", "integer"):
         series = pd.to_numeric(series, errors="raise").astype("float64")
-        if kind == "integer" and series.notna().all() and (series == series.round()).all():
+        # Only where int64 holds them exactly: 1e19 would wrap to a negative number and be
+        # refused for the wrong rule (probe 5); larger values stay float for validation to refuse.
+        if (
+            kind == "integer"
+            and series.notna().all()
+            and (series == series.round()).all()
+            and (series.abs() < 2**53).all()
+        ):
             series = series.astype("int64")
         return series
     if kind == "boolean":

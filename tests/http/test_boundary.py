@@ -431,3 +431,42 @@ def test_an_unlisted_path_is_a_404_about_the_path(http):
         "error": "not found",
         "detail": [{"type": "not_found", "loc": ["path"], "msg": "no such endpoint"}],
     }
+
+
+def test_open_documents_are_built_once_per_worker(http, monkeypatch):
+    """Regression (probe 5): /docs.json took 60-230 ms per request, open to anyone: 58x slower predictions."""
+    import vitalcheck.openapi
+
+    first = http.get("/docs.json", headers={"Authorization": ""})
+    calls = []
+    monkeypatch.setattr(vitalcheck.openapi, "correct_openapi", lambda doc: calls.append(1) or doc)
+    for path in ("/docs.json", "/schema.json", "/docs.json"):
+        assert http.get(path).status_code == 200
+    assert http.get("/docs.json").content == first.content
+    assert calls == []
+    assert http.head("/docs.json").content == b""
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/livez", "/docs.json"])
+def test_another_method_on_an_open_endpoint_is_a_405_about_the_method(http, path):
+    body = assert_shape(http.post(path, json={}), 405)
+    assert body["detail"] == [{"type": "method_not_allowed", "loc": ["method"], "msg": "use GET"}]
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect(http):
+    """Regression (probe 5): a 307 whose Location was built from the client's Host header."""
+    response = http.post(INSURANCE + "/", json=EXAMPLES["insurance"], headers={"Host": "evil.example"})
+    assert response.status_code == 404 and "location" not in response.headers
+
+
+def test_content_length_with_transfer_encoding_is_refused(http):
+    body = json.dumps(EXAMPLES["insurance"]).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Transfer-Encoding": "chunked"}
+    response = http.post(INSURANCE, content=body, headers=headers)
+    assert [e["type"] for e in assert_shape(response, 400)["detail"]] == ["invalid_content_length"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+def test_compressed_request_bodies_are_refused(http, encoding):
+    response = http.post(INSURANCE, json=EXAMPLES["insurance"], headers={"Content-Encoding": encoding})
+    assert [e["type"] for e in assert_shape(response, 415)["detail"]] == ["unsupported_content_encoding"]

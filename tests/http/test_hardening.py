@@ -124,7 +124,7 @@ def test_text_field_instead_of_a_file_is_refused_without_fetching(http, route, f
     url = "http://127.0.0.1:9/rows.csv"
     as_form = http.post(route, data={field: url})  # form-urlencoded: not an upload's media type
     assert error(as_form, 415) == {("header", "content-type"): "unsupported_media_type"}
-    as_multipart = http.post(route, data={field: url}, files={"other": ("x.txt", b"x")})
+    as_multipart = http.post(route, files={field: (None, url.encode())})  # a text part, no filename
     assert error(as_multipart) == {(field,): "not_a_file"}
     as_json = raw(http, route, url.encode())  # BentoML's JSON parser downloads a URL body for upload routes
     assert error(as_json, 415) == {("header", "content-type"): "unsupported_media_type"}
@@ -286,3 +286,23 @@ def test_documented_nullability_and_required_bodies(http):
     assert not hospital.get("required")  # every field has a default
     assert None in hospital["content"]["application/json"]["schema"]["properties"]["service"]["enum"]
     assert '{"type": "null"}' not in json.dumps(spec)  # JSON-Schema nulls are OpenAPI 3.0 `nullable`
+
+
+@pytest.mark.parametrize(("route", "field"), [(ROUTES["insurance"] + "/file", "file"), (IMAGE, "image")])
+@pytest.mark.parametrize(
+    "extra",
+    [b"[" * 100_000 + b"]" * 100_000, b"1" * 100_000, b"\xff\xfe\x00Jane-Doe-SENTINEL", b"[{}," * 1000 + b"{}]"],
+)
+def test_an_undocumented_multipart_part_is_refused_before_parsing(http, data_dir, route, field, extra, caplog):
+    """Regression (probe 5): BentoML json.loads-ed every other part: 500s, and +540 MB for a 19 MiB part."""
+    content = data_file("insurance", data_dir).read_bytes()[:2000] if field == "file" else png_bytes((256, 256))
+    name = "rows.csv" if field == "file" else "slice.png"
+    response = http.post(route, files={field: (name, content), "Jane-Doe-SENTINEL": ("x.json", extra, "text/csv")})
+    assert error(response) == {("body",): "unknown_part"}
+    assert "Jane-Doe-SENTINEL" not in response.text and "Jane-Doe-SENTINEL" not in caplog.text
+
+
+def test_a_repeated_part_is_refused(http, data_dir):
+    content = data_file("insurance", data_dir).read_bytes()[:2000]
+    files = [("file", ("a.csv", content)), ("file", ("b.csv", content))]
+    assert error(http.post(ROUTES["insurance"] + "/file", files=files)) == {("file",): "repeated_part"}

@@ -611,3 +611,13 @@ def test_page_headers_of_a_data_set_file_add_up_to_its_footer(data_dir, tmp_path
     footer = sum(meta.row_group(0).column(j).total_uncompressed_size for j in range(meta.num_columns))
     declared = declared_page_bytes(path, names, 1 << 30)
     assert 0.5 * footer < declared <= footer  # headers excluded from the pages' own sizes
+
+
+@pytest.mark.parametrize("cell", ["1e19", "9223372036854775808", "1e308"])
+def test_an_integer_too_large_for_int64_is_refused_for_its_size(http, data_dir, cell):
+    """Regression (probe 5): 1e19 wrapped to a negative int64 and was refused as below the minimum."""
+    frame = _insurance(data_dir, rows=3).astype({"age": object})
+    frame.loc[1, "age"] = cell
+    body = error(upload(http, "insurance", "rows.csv", frame.to_csv(index=False).encode()))
+    assert list(body) == [("file", 1, "age_years")]
+    assert body[("file", 1, "age_years")] in ("less_than_equal", "int_parsing_size")  # not greater_than_equal
