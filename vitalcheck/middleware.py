@@ -110,6 +110,11 @@ def _refusal(kind: type[ClientError], loc: list[str], rule: str, msg: str) -> tu
     return kind.at(loc, rule, msg, summary=msg).answer()
 
 
+def _not_found() -> tuple[int, list, bytes]:
+    """404 for a path that is no route, about the path (also what BentoML's own 404 becomes)."""
+    return NotFound.at(["path"], "not_found", "no such endpoint", summary="not found").answer()
+
+
 class RequestGuard:
     """Refuse, before the service reads it, any request that is unauthenticated, malformed or too large.
 
@@ -156,8 +161,21 @@ class RequestGuard:
             return await self._document(path, scope, receive, send)
         if path != "/" and path.endswith("/"):
             # Not starlette's 307 to the slash-less path, whose Location is built from the Host header.
-            return await _send(send, *_refusal(NotFound, ["path"], "not_found", "no such endpoint"))
-        media, max_bytes, max_containers = self.routes.get(path, (None, self.max_bytes, 0))
+            return await _send(send, *_not_found())
+        if path not in self.routes:
+            # Open endpoints and unlisted paths take no body: answered without reading one
+            # (probe 6: 25 MiB held per connection, unauthenticated, before a 405).
+            if method not in ("GET", "HEAD"):
+                if path in self.open_paths or path.startswith(STATIC_PREFIX):
+                    refused = MethodNotAllowed.at(
+                        ["method"], "method_not_allowed", "use GET", summary="method not allowed"
+                    )
+                    status, headers, body = refused.answer()
+                    headers = [(k, b"GET, HEAD" if k == b"allow" else v) for k, v in headers]
+                    return await _send(send, status, headers, body)
+                return await _send(send, *_not_found())
+            return await self.app(scope, receive, _RedactedErrors(send, self.redactor))
+        media, max_bytes, max_containers = self.routes[path]
         body = await self._read_body(receive, send, max_bytes)
         if body is None:
             return None

@@ -470,3 +470,18 @@ def test_content_length_with_transfer_encoding_is_refused(http):
 def test_compressed_request_bodies_are_refused(http, encoding):
     response = http.post(INSURANCE, json=EXAMPLES["insurance"], headers={"Content-Encoding": encoding})
     assert [e["type"] for e in assert_shape(response, 415)["detail"]] == ["unsupported_content_encoding"]
+
+
+@pytest.mark.parametrize("path", ["/livez", "/metrics", "/no-such-path"])
+def test_a_body_sent_to_an_open_or_unlisted_path_is_not_read(http, path):
+    """Regression (probe 6): 25 MiB was read and held, unauthenticated, before the 405."""
+    read = []
+
+    def chunks():
+        for _ in range(100):
+            read.append(1)
+            yield b"x" * 65536
+
+    response = http.post(path, content=chunks(), headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert response.status_code in (404, 405)
+    assert len(read) < 100  # the answer came before the client had sent its body
