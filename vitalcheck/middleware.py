@@ -115,6 +115,13 @@ def _not_found() -> tuple[int, list, bytes]:
     return NotFound.at(["path"], "not_found", "no such endpoint", summary="not found").answer()
 
 
+def _get_only() -> tuple[int, list, bytes]:
+    """405 for another method than GET/HEAD on an open endpoint (also what starlette's own 405 becomes)."""
+    refused = MethodNotAllowed.at(["method"], "method_not_allowed", "use GET", summary="method not allowed")
+    status, headers, body = refused.answer()
+    return status, [(k, b"GET, HEAD" if k == b"allow" else v) for k, v in headers], body
+
+
 class RequestGuard:
     """Refuse, before the service reads it, any request that is unauthenticated, malformed or too large.
 
@@ -166,14 +173,8 @@ class RequestGuard:
             # Open endpoints and unlisted paths take no body: answered without reading one
             # (probe 6: 25 MiB held per connection, unauthenticated, before a 405).
             if method not in ("GET", "HEAD"):
-                if path in self.open_paths or path.startswith(STATIC_PREFIX):
-                    refused = MethodNotAllowed.at(
-                        ["method"], "method_not_allowed", "use GET", summary="method not allowed"
-                    )
-                    status, headers, body = refused.answer()
-                    headers = [(k, b"GET, HEAD" if k == b"allow" else v) for k, v in headers]
-                    return await _send(send, status, headers, body)
-                return await _send(send, *_not_found())
+                refusal = _get_only() if path in self.open_paths or path.startswith(STATIC_PREFIX) else _not_found()
+                return await _send(send, *refusal)
             return await self.app(scope, receive, _RedactedErrors(send, self.redactor))
         media, max_bytes, max_containers = self.routes[path]
         body = await self._read_body(receive, send, max_bytes)
@@ -331,6 +332,10 @@ class _RedactedErrors:
         await _send(self.send, status, headers, body)
 
     def _rewrite(self, raw: bytes, status: int) -> bytes:
+        if status == 404:  # an unlisted path (BentoML's own 404): the guard's own answer
+            return _not_found()[2]
+        if status == 405:  # another method on an open endpoint (starlette's own 405)
+            return _get_only()[2]
         try:
             data = json.loads(raw)
         except ValueError:
@@ -351,10 +356,6 @@ class _RedactedErrors:
             if isinstance(e, dict)
         ]
         error = data.get("error") if isinstance(data.get("error"), str) and safe else "request refused"
-        if status == 404:  # an unlisted path (BentoML's own 404): say so, about the path
-            error, safe = "not found", [{"type": "not_found", "loc": ["path"], "msg": "no such endpoint"}]
-        elif status == 405:  # another method on an open endpoint (starlette's own 405)
-            error, safe = "method not allowed", [{"type": "method_not_allowed", "loc": ["method"], "msg": "use GET"}]
         if not safe:
             safe = [{"type": "invalid_request", "loc": ["body"], "msg": "request refused"}]
         if len(safe) > MAX_ERROR_ENTRIES:
