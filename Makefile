@@ -10,9 +10,9 @@ export VITALCHECK_DATA_DIR := $(DATA_DIR)
 # No usage reports to BentoML from a health-data service (the Bento's image sets the same).
 export BENTOML_DO_NOT_TRACK ?= True
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-# The catalog (vitalcheck/catalog.py) names every artifact: exit status 0 when all are present.
-ARTIFACTS_PRESENT = $(BIN)/python -c 'import sys; from pathlib import Path; from vitalcheck.catalog import MODELS; \
-	sys.exit(any(not Path("artifacts", s.artifact).is_file() for s in MODELS.values()))'
+# The catalog (vitalcheck/catalog.py) names every artifact: exit status 0 when all are present and current.
+ARTIFACTS_PRESENT = $(BIN)/python -c 'import sys; from vitalcheck.cards import stale_artifacts; \
+	sys.exit(bool(stale_artifacts("artifacts")))'
 
 .PHONY: help install models artifacts import serve test lint build clean
 
@@ -29,7 +29,7 @@ install: $(STAMP) ## create .venv and install VitalCheck with its training and t
 models: $(STAMP) ## (re)train the seven tabular models and rebuild both reference tables from $(DATA_DIR)
 	$(BIN)/python -m vitalcheck.training train --data-dir $(DATA_DIR)
 
-artifacts: $(STAMP) ## build the artifacts only if some are missing
+artifacts: $(STAMP) ## build the artifacts only if some are missing or were built by an older VitalCheck
 	@if $(ARTIFACTS_PRESENT); then echo "artifacts present (make models rebuilds them)"; \
 	else $(MAKE) --no-print-directory models; fi
 

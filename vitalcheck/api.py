@@ -72,15 +72,21 @@ class VitalCheckAPI:
         """
         predictor = self.registry.tabular[name]
         return [
-            Envelope(model=predictor.info, prediction=prediction, warnings=predictor.warnings([record.model_dump()]))
+            Envelope(
+                model=predictor.info,
+                prediction=prediction,
+                warnings=predictor.warnings([record.model_dump()], [prediction.ood_percentile]),
+            )
             for record, prediction in zip(records, self._score(name, records), strict=True)
         ]
 
     def batch(self, name: str, records: Sequence[BaseModel]) -> BatchEnvelope:
         """Score many records of tabular model ``name`` with one vectorised predict call."""
         predictor = self.registry.tabular[name]
-        warnings = predictor.warnings([r.model_dump() for r in records], prefix="records")
-        return BatchEnvelope(model=predictor.info, predictions=self._score(name, records), warnings=warnings)
+        predictions = self._score(name, records)
+        ood = [p.ood_percentile for p in predictions]
+        warnings = predictor.warnings([r.model_dump() for r in records], ood, prefix="records")
+        return BatchEnvelope(model=predictor.info, predictions=predictions, warnings=warnings)
 
     def file(self, name: str, path: Path) -> BatchEnvelope:
         """Score an uploaded CSV or Parquet file in the data set's own format (target column optional).
@@ -202,6 +208,12 @@ class VitalCheckAPI:
                     baseline_metrics=card.baseline_metrics,
                     framework_versions=card.framework_versions,
                     intended_use=card.intended_use,
+                    constraints=card.extra.get("constraints", []),
+                    constraint_cost=card.extra.get("constraint_cost"),
+                    calibration=card.extra.get("calibration"),
+                    recalibration=card.extra.get("recalibration"),
+                    out_of_distribution=card.extra.get("out_of_distribution"),
+                    explanation=card.extra.get("explanation"),
                 )
             )
         tables = {

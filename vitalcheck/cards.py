@@ -36,9 +36,7 @@ class CardFeature(BaseModel):
     train_min: float | None = Field(None, description="Smallest non-missing value seen in training rows.")
     train_max: float | None = Field(None, description="Largest non-missing value seen in training rows.")
     train_categories: list[str] = Field(default_factory=list, description="Categories seen in training rows.")
-    baseline: Any = Field(
-        None, description="Reference value used by the contribution method (training median or mode)."
-    )
+    baseline: Any = Field(None, description="A typical training value (median, or mode for categories), for reference.")
 
 
 class CardDataset(BaseModel):
@@ -156,3 +154,29 @@ def verify_artifact(artifact_path: str | Path, card_path: str | Path) -> ModelCa
             f"artifact {artifact_path} does not match its model card: sha256 {actual[:12]}… != {card.sha256[:12]}…"
         )
     return card
+
+
+CURRENT_TABULAR_FORMAT = "explanation"
+"""Card ``extra`` key that tabular cards of this VitalCheck version have (the additive models with exact SHAP)."""
+
+
+def stale_artifacts(directory: str | Path) -> list[str]:
+    """Catalog artifacts in ``directory`` that are missing, or tabular ones built by an older VitalCheck.
+
+    Returns:
+        Their artifact file names (empty when every artifact is present and current).
+
+    """
+    import json
+
+    from vitalcheck.catalog import MODELS
+
+    directory = Path(directory)
+    stale = []
+    for spec in MODELS.values():
+        artifact, card = directory / spec.artifact, directory / spec.card_file
+        if not artifact.is_file() or not card.is_file():
+            stale.append(spec.artifact)
+        elif spec.kind != "onnx_image" and CURRENT_TABULAR_FORMAT not in json.loads(card.read_text()).get("extra", {}):
+            stale.append(spec.artifact)
+    return stale

@@ -32,6 +32,12 @@ class FeatureSpec:
         nullable: whether the value may be missing (null); the pipeline imputes it.
         zero_means_missing: the source format codes "not measured" as 0 (read as missing).
         bp_part: the source column holds "systolic/diastolic"; this feature is that part.
+        direction: the direction medicine has established for the output as this value rises:
+            1 (risk or output rises), -1 (falls) or 0 (none imposed); the model is
+            constrained to it (a monotonic constraint).
+        category_directions: for a ``category`` feature, ``(category, ±1)`` pairs: being in that
+            category moves the output up (1) or down (-1) against not being in it.
+        direction_source: where the direction comes from (a key of :data:`DIRECTION_SOURCES`).
 
     """
 
@@ -46,6 +52,9 @@ class FeatureSpec:
     nullable: bool = False
     zero_means_missing: bool = False
     bp_part: Literal["systolic", "diastolic"] | None = None
+    direction: Literal[-1, 0, 1] = 0
+    category_directions: tuple[tuple[str, Literal[-1, 1]], ...] = ()
+    direction_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,56 @@ class ModelSpec:
         return self.artifact.rsplit(".", 1)[0] + ".card.json"
 
 
-def _num(name, source, desc, unit="", lo=None, hi=None, nullable=False, integer=False, zero=False, bp=None):
+DIRECTION_SOURCES: dict[str, str] = {
+    "ada": "American Diabetes Association. Standards of Care in Diabetes-2024, section 2: risk-based screening "
+    "(age, overweight/obesity, first-degree family history, hypertension). Diabetes Care 2024;47(Suppl 1):S20-S42.",
+    "who_ogtt": "WHO/IDF. Definition and diagnosis of diabetes mellitus and intermediate hyperglycaemia, 2006: "
+    "2-h OGTT glucose 140-199 mg/dL impaired tolerance, >= 200 mg/dL diabetes.",
+    "pima_dpf": "Smith JW et al. Using the ADAP learning algorithm to forecast the onset of diabetes mellitus. "
+    "Proc Annu Symp Comput Appl Med Care 1988:261-265 (the pedigree function scores family history of diabetes).",
+    "acc_aha_exercise": "Gibbons RJ et al. ACC/AHA 2002 guideline update for exercise testing: exercise ST depression, "
+    "exercise-induced angina and a low peak heart rate (chronotropic incompetence) indicate coronary disease.",
+    "acc_aha_prevention": "Arnett DK et al. 2019 ACC/AHA guideline on the primary prevention of cardiovascular disease "
+    "(age, blood pressure and cholesterol raise atherosclerotic risk).",
+    "fluoroscopy_ca": "Detrano R et al. Am J Cardiol 1989;64:304-310 (the UCI heart data): vessels coloured by "
+    "fluoroscopy mark coronary calcification, more vessels more disease.",
+    "aha_stroke": "Meschia JF et al. Guidelines for the primary prevention of stroke, AHA/ASA. Stroke 2014;45:3754-3832 "
+    "(age, hypertension, diabetes/hyperglycaemia, cardiac disease and cigarette smoking raise stroke risk).",
+    "wdbc_nuclei": "Street WN, Wolberg WH, Mangasarian OL. Nuclear feature extraction for breast tumor diagnosis. "
+    "SPIE 1905, 1993: malignant nuclei are larger (radius, perimeter, area) with more and deeper concavities.",
+    "aca_rating": "US Affordable Care Act, 42 U.S.C. 300gg(a)(1): premiums may vary by age (up to 3:1) and tobacco use "
+    "(up to 1.5:1); smoking-attributable health-care spending (CDC, Xu X et al. Am J Prev Med 2015;48:326-333).",
+    "life_table": "Preston SH, Heuveline P, Guillot M. Demography, 2001, ch. 3: life expectancy at birth is computed "
+    "from age-specific mortality, so higher adult, under-five and HIV mortality lower it.",
+    "preston_hdi": "Preston SH. The changing relation between mortality and level of economic development. Popul Stud "
+    "1975;29:231-248; UNDP Human Development Report technical notes: income and schooling rise with longevity.",
+}
+"""Sources of the catalog's expected directions (:attr:`FeatureSpec.direction_source` keys)."""
+
+
+def _direction(rises: str, falls: str) -> dict[str, Any]:
+    if rises and falls:
+        raise ValueError("a feature rises or falls, not both")
+    source = rises or falls
+    if source and source not in DIRECTION_SOURCES:
+        raise ValueError(f"unknown direction source {source!r}")
+    return {"direction": 1 if rises else -1 if falls else 0, "direction_source": source}
+
+
+def _num(
+    name,
+    source,
+    desc,
+    unit="",
+    lo=None,
+    hi=None,
+    nullable=False,
+    integer=False,
+    zero=False,
+    bp=None,
+    rises="",
+    falls="",
+):
     return FeatureSpec(
         name=name,
         type="integer" if integer else "number",
@@ -104,10 +162,13 @@ def _num(name, source, desc, unit="", lo=None, hi=None, nullable=False, integer=
         nullable=nullable,
         zero_means_missing=zero,
         bp_part=bp,
+        **_direction(rises, falls),
     )
 
 
-def _cat(name, source, desc, categories, nullable=False):
+def _cat(name, source, desc, categories, nullable=False, directions=None, why=""):
+    if directions and why not in DIRECTION_SOURCES:
+        raise ValueError(f"unknown direction source {why!r}")
     return FeatureSpec(
         name=name,
         type="category",
@@ -115,23 +176,27 @@ def _cat(name, source, desc, categories, nullable=False):
         source_column=source,
         categories=tuple(categories),
         nullable=nullable,
+        category_directions=tuple((directions or {}).items()),
+        direction_source=why,
     )
 
 
-def _bool(name, source, desc, nullable=False):
-    return FeatureSpec(name=name, type="boolean", description=desc, source_column=source, nullable=nullable)
+def _bool(name, source, desc, nullable=False, rises="", falls=""):
+    return FeatureSpec(
+        name=name, type="boolean", description=desc, source_column=source, nullable=nullable, **_direction(rises, falls)
+    )
 
 
 # fmt: off
 _DIABETES_FEATURES = (
     _num("pregnancies", "Pregnancies", "Number of times pregnant.", "count", 0, 20, integer=True),
-    _num("glucose_mg_dl", "Glucose", "Plasma glucose 2 h into an oral glucose tolerance test.", "mg/dL", 40, 300, nullable=True, zero=True),
-    _num("diastolic_bp_mm_hg", "BloodPressure", "Diastolic blood pressure.", "mm Hg", 20, 150, nullable=True, zero=True),
+    _num("glucose_mg_dl", "Glucose", "Plasma glucose 2 h into an oral glucose tolerance test.", "mg/dL", 40, 300, nullable=True, zero=True, rises="who_ogtt"),
+    _num("diastolic_bp_mm_hg", "BloodPressure", "Diastolic blood pressure.", "mm Hg", 20, 150, nullable=True, zero=True, rises="ada"),
     _num("skin_thickness_mm", "SkinThickness", "Triceps skin-fold thickness.", "mm", 5, 100, nullable=True, zero=True),
     _num("insulin_uu_ml", "Insulin", "2-hour serum insulin.", "µU/mL", 10, 1000, nullable=True, zero=True),
-    _num("bmi_kg_m2", "BMI", "Body-mass index.", "kg/m²", 10, 80, nullable=True, zero=True),
-    _num("diabetes_pedigree", "DiabetesPedigreeFunction", "Diabetes pedigree function (family-history score).", "", 0, 3),
-    _num("age_years", "Age", "Age.", "years", 18, 100, integer=True),
+    _num("bmi_kg_m2", "BMI", "Body-mass index.", "kg/m²", 10, 80, nullable=True, zero=True, rises="ada"),
+    _num("diabetes_pedigree", "DiabetesPedigreeFunction", "Diabetes pedigree function (family-history score).", "", 0, 3, rises="pima_dpf"),
+    _num("age_years", "Age", "Age.", "years", 18, 100, integer=True, rises="ada"),
 )
 # fmt: on
 
@@ -160,18 +225,18 @@ DIABETES = ModelSpec(
 
 # fmt: off
 _HEART_FEATURES = (
-    _num("age_years", "age", "Age.", "years", 18, 100, integer=True),
+    _num("age_years", "age", "Age.", "years", 18, 100, integer=True, rises="acc_aha_prevention"),
     _cat("sex", "sex", "Sex.", ["Male", "Female"]),
     _cat("chest_pain_type", "cp", "Chest-pain type.", ["typical angina", "atypical angina", "non-anginal", "asymptomatic"]),
-    _num("resting_bp_mm_hg", "trestbps", "Resting systolic blood pressure on admission.", "mm Hg", 60, 250, nullable=True, zero=True),
+    _num("resting_bp_mm_hg", "trestbps", "Resting systolic blood pressure on admission.", "mm Hg", 60, 250, nullable=True, zero=True, rises="acc_aha_prevention"),
     _num("cholesterol_mg_dl", "chol", "Serum cholesterol (0 in the source means missing).", "mg/dL", 80, 700, nullable=True, zero=True),
     _bool("fasting_blood_sugar_over_120", "fbs", "Fasting blood sugar above 120 mg/dL.", nullable=True),
     _cat("resting_ecg", "restecg", "Resting electrocardiogram result.", ["normal", "st-t abnormality", "lv hypertrophy"], nullable=True),
-    _num("max_heart_rate_bpm", "thalch", "Maximum heart rate achieved in the exercise test.", "beats/min", 50, 230, nullable=True),
-    _bool("exercise_angina", "exang", "Exercise-induced angina.", nullable=True),
-    _num("st_depression_mm", "oldpeak", "ST depression induced by exercise relative to rest.", "mm", -3, 7, nullable=True),
+    _num("max_heart_rate_bpm", "thalch", "Maximum heart rate achieved in the exercise test.", "beats/min", 50, 230, nullable=True, falls="acc_aha_exercise"),
+    _bool("exercise_angina", "exang", "Exercise-induced angina.", nullable=True, rises="acc_aha_exercise"),
+    _num("st_depression_mm", "oldpeak", "ST depression induced by exercise relative to rest.", "mm", -3, 7, nullable=True, rises="acc_aha_exercise"),
     _cat("st_slope", "slope", "Slope of the peak-exercise ST segment.", ["upsloping", "flat", "downsloping"], nullable=True),
-    _num("major_vessels", "ca", "Number of major vessels coloured by fluoroscopy.", "count", 0, 3, nullable=True, integer=True),
+    _num("major_vessels", "ca", "Number of major vessels coloured by fluoroscopy.", "count", 0, 3, nullable=True, integer=True, rises="fluoroscopy_ca"),
     _cat("thalassemia", "thal", "Thallium stress-test result.", ["normal", "fixed defect", "reversable defect"], nullable=True),
 )
 # fmt: on
@@ -207,15 +272,15 @@ HEART = ModelSpec(
 # fmt: off
 _STROKE_FEATURES = (
     _cat("sex", "gender", "Sex.", ["Male", "Female", "Other"]),
-    _num("age_years", "age", "Age.", "years", 0, 120),
-    _bool("hypertension", "hypertension", "Diagnosed hypertension."),
-    _bool("heart_disease", "heart_disease", "Diagnosed heart disease."),
+    _num("age_years", "age", "Age.", "years", 0, 120, rises="aha_stroke"),
+    _bool("hypertension", "hypertension", "Diagnosed hypertension.", rises="aha_stroke"),
+    _bool("heart_disease", "heart_disease", "Diagnosed heart disease.", rises="aha_stroke"),
     _bool("ever_married", "ever_married", "Has ever been married."),
     _cat("work_type", "work_type", "Type of work.", ["Private", "Self-employed", "Govt_job", "children", "Never_worked"]),
     _cat("residence_type", "Residence_type", "Type of residence.", ["Urban", "Rural"]),
-    _num("avg_glucose_mg_dl", "avg_glucose_level", "Average blood glucose.", "mg/dL", 40, 400),
+    _num("avg_glucose_mg_dl", "avg_glucose_level", "Average blood glucose.", "mg/dL", 40, 400, rises="aha_stroke"),
     _num("bmi_kg_m2", "bmi", "Body-mass index (N/A in the source means missing).", "kg/m²", 10, 100, nullable=True),
-    _cat("smoking_status", "smoking_status", "Smoking status.", ["formerly smoked", "never smoked", "smokes", "Unknown"]),
+    _cat("smoking_status", "smoking_status", "Smoking status.", ["formerly smoked", "never smoked", "smokes", "Unknown"], directions={"smokes": 1, "formerly smoked": 1, "never smoked": -1}, why="aha_stroke"),
 )
 # fmt: on
 
@@ -256,6 +321,8 @@ _WDBC_MEASURES = (
     ("symmetry", "Symmetry of the nucleus.", "", 0, 1),
     ("fractal_dimension", "Coastline approximation − 1.", "", 0, 1),
 )
+_WDBC_RISING = ("radius", "perimeter", "area", "concavity", "concave_points")
+"""Measures whose mean and worst value raise the malignancy probability (size and concavity)."""
 _WDBC_STATS = (
     ("mean", "mean over nuclei"),
     ("se", "standard error over nuclei"),
@@ -271,6 +338,7 @@ _BREAST_CANCER_FEATURES = tuple(
             unit,
             lo,
             hi * (1 if s != "se" else 0.5) if hi else hi,
+            rises="wdbc_nuclei" if m in _WDBC_RISING and s != "se" else "",
         )
         for s, sd in _WDBC_STATS
         for m, d, unit, lo, hi in _WDBC_MEASURES
@@ -371,24 +439,24 @@ _pct = "% of one-year-olds"
 _LIFE_EXPECTANCY_FEATURES = (
     _num("year", "Year", "Calendar year of the indicators.", "year", 1990, 2100, integer=True),
     _cat("development_status", "Status", "Development status.", ["Developing", "Developed"]),
-    _num("adult_mortality_per_1000", "Adult Mortality", "Probability of dying between 15 and 60 years.", "per 1000 adults", 0, 1000, nullable=True),
+    _num("adult_mortality_per_1000", "Adult Mortality", "Probability of dying between 15 and 60 years.", "per 1000 adults", 0, 1000, nullable=True, falls="life_table"),
     _num("infant_deaths_per_1000", "infant deaths", "Infant deaths.", "per 1000 population", 0, 2000, nullable=True),
     _num("alcohol_litres_per_capita", "Alcohol", "Recorded alcohol consumption, age 15+.", "litres pure alcohol/year", 0, 25, nullable=True),
     _num("health_expenditure_pct_gdp_per_capita", "percentage expenditure", "Health expenditure as % of GDP per capita.", "%", 0, 25000, nullable=True),
     _num("hepatitis_b_coverage_pct", "Hepatitis B", "Hepatitis B immunisation coverage.", _pct, 0, 100, nullable=True),
     _num("measles_cases_per_1000", "Measles ", "Reported measles cases.", "per 1000 population", 0, 250000, nullable=True),
     _num("mean_bmi_kg_m2", " BMI ", "Average body-mass index of the population (as recorded).", "kg/m²", 0, 100, nullable=True),
-    _num("under_five_deaths_per_1000", "under-five deaths ", "Under-five deaths.", "per 1000 population", 0, 3000, nullable=True),
+    _num("under_five_deaths_per_1000", "under-five deaths ", "Under-five deaths.", "per 1000 population", 0, 3000, nullable=True, falls="life_table"),
     _num("polio_coverage_pct", "Polio", "Polio immunisation coverage.", _pct, 0, 100, nullable=True),
     _num("total_health_expenditure_pct", "Total expenditure", "Government health expenditure as % of total government expenditure.", "%", 0, 100, nullable=True),
     _num("diphtheria_coverage_pct", "Diphtheria ", "DTP3 immunisation coverage.", _pct, 0, 100, nullable=True),
-    _num("hiv_aids_deaths_per_1000", " HIV", "Deaths of 0-4-year-olds from HIV/AIDS.", "per 1000 live births", 0, 100, nullable=True),
+    _num("hiv_aids_deaths_per_1000", " HIV", "Deaths of 0-4-year-olds from HIV/AIDS.", "per 1000 live births", 0, 100, nullable=True, falls="life_table"),
     _num("gdp_per_capita_usd", "GDP", "Gross domestic product per capita.", "USD", 0, 200000, nullable=True),
     _num("population", "Population", "Population of the country.", "people", 0, 2000000000.0, nullable=True),
     _num("thinness_10_19_pct", " thinness  1-19 years", "Prevalence of thinness among 10-19-year-olds.", "%", 0, 100, nullable=True),
     _num("thinness_5_9_pct", " thinness 5-9 years", "Prevalence of thinness among 5-9-year-olds.", "%", 0, 100, nullable=True),
-    _num("income_composition_index", "Income composition of resources", "Human Development Index in terms of income composition (0-1).", "", 0, 1, nullable=True, zero=True),
-    _num("schooling_years", "Schooling", "Expected years of schooling.", "years", 0, 25, nullable=True, zero=True),
+    _num("income_composition_index", "Income composition of resources", "Human Development Index in terms of income composition (0-1).", "", 0, 1, nullable=True, zero=True, rises="preston_hdi"),
+    _num("schooling_years", "Schooling", "Expected years of schooling.", "years", 0, 25, nullable=True, zero=True, rises="preston_hdi"),
 )
 # fmt: on
 
@@ -429,11 +497,11 @@ LIFE_EXPECTANCY = ModelSpec(
 
 # fmt: off
 _INSURANCE_FEATURES = (
-    _num("age_years", "age", "Age of the primary beneficiary.", "years", 18, 100, integer=True),
+    _num("age_years", "age", "Age of the primary beneficiary.", "years", 18, 100, integer=True, rises="aca_rating"),
     _cat("sex", "sex", "Sex of the primary beneficiary.", ["female", "male"]),
     _num("bmi_kg_m2", "bmi", "Body-mass index.", "kg/m²", 10, 70),
     _num("children", "children", "Number of children covered by the insurance.", "count", 0, 10, integer=True),
-    _bool("smoker", "smoker", "Smokes."),
+    _bool("smoker", "smoker", "Smokes.", rises="aca_rating"),
     _cat("region", "region", "Residential area in the US.", ["northeast", "northwest", "southeast", "southwest"]),
 )
 # fmt: on

@@ -49,7 +49,9 @@ diagnosis and must not guide the care of a patient.
 
 **Endpoints** (all `POST`, JSON unless stated):
 
-* `/api/v1/risk/{{diabetes,heart,stroke,breast-cancer}}`: probability, risk level and the top-5 contributors;
+* `/api/v1/risk/{{diabetes,heart,stroke,breast-cancer}}`: probability, risk level, the top-5 contributors and the full
+  `explanation` (exact SHAP values on the log-odds scale: `base_value` + the sum of `contributions` = `output_value`),
+  and `ood_percentile` (how unusual the record is among the training rows);
 * `/api/v1/sleep` (class probabilities), `/api/v1/life-expectancy` (years), `/api/v1/insurance` (USD/year, 90 % interval);
 * each of these also as `<route>/batch` (`{{"records": [...]}}`) and `<route>/file` (CSV or Parquet upload, multipart field `file`);
 * `/api/v1/imaging/brain-tumor` (a JPEG or PNG brain-MRI slice, multipart field `image`);
@@ -57,8 +59,9 @@ diagnosis and must not guide the care of a patient.
 
 **Envelope.** Every answer carries `api_version` ({API_VERSION}), the served `model` (`name`,
 model-store `tag` and `version`, artifact `sha256`), the `prediction`, and `warnings` (an input
-outside the range seen in training, or a missing input that the model imputed), each naming
-the field and the rule, never the value.
+outside the range seen in training, answered as at the nearest edge of that range; a missing
+input; a record more unusual than 99 % of the training rows), each naming the field and the rule,
+never the value.
 
 **Errors.** Every error shares one shape: 400 (invalid request), 401 (missing or wrong token), 405, 408,
 413 (body or uploaded file too large), 415, 431, and 500/504 (a server-side failure or timeout; a fixed body

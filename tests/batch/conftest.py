@@ -16,7 +16,7 @@ from vitalcheck.predictors.tabular import class_column
 FLOAT_TOLERANCE = 1e-9
 """Scores may differ in the last bits between batch compositions (BLAS paths), as in tests/http."""
 
-_PREFIX = re.compile(r"^records\[(\d+)\]\.(.*)$", re.S)
+_PREFIX = re.compile(r"^records\[(\d+)\](\.|: )(.*)$", re.S)
 
 
 def service_answers(api, name: str, raw: pd.DataFrame, chunk: int = 10_000) -> list[dict]:
@@ -33,10 +33,12 @@ def service_answers(api, name: str, raw: pd.DataFrame, chunk: int = 10_000) -> l
         envelope = api.batch(name, records)
         warnings: list[list[str]] = [[] for _ in records]
         for message in envelope.warnings:
-            index, text = _PREFIX.match(message).groups()
-            warnings[int(index)].append(text)
+            index, separator, text = _PREFIX.match(message).groups()
+            warnings[int(index)].append(text if separator == "." else "record: " + text)  # a whole-record warning
         for prediction, warned in zip(envelope.predictions, warnings, strict=True):
             answer = prediction.model_dump(mode="json")
+            answer.pop("explanation", None)  # files carry the top-5 contributors, not the full explanation
+            answer.pop("explanations", None)
             row = {"contributors": answer.pop("contributors"), "warnings": warned, "model_tag": envelope.model.tag}
             if "probabilities" in answer:
                 row.update({class_column(c): p for c, p in answer.pop("probabilities").items()})

@@ -85,7 +85,7 @@ def test_risk_thresholds_are_the_callers(api, data_dir):
 
 def test_output_columns_of_each_kind():
     names = {name: [c.name for c in output_columns(spec)] for name, spec in TABULAR_MODELS.items()}
-    tail = ["contributors", "warnings", "error", "model_tag"]
+    tail = ["ood_percentile", "contributors", "warnings", "error", "model_tag"]
     assert names["diabetes"] == ["probability", "risk_level", *tail]
     assert names["sleep"] == [
         "probability_none",

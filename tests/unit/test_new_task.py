@@ -1,7 +1,8 @@
 """Adding a model (CONTRIBUTING.md): a toy task served by the same code as the eight real ones.
 
-The toy task is one catalog record (:class:`vitalcheck.catalog.ModelSpec`) and a tiny pipeline
-fitted here, with its card built by the training helpers. Nothing else is registered anywhere:
+The toy task is one catalog record (:class:`vitalcheck.catalog.ModelSpec`) and a tiny boosted
+additive pipeline (:func:`vitalcheck.training.pipelines.additive_pipeline`, age constrained to
+raise the risk) fitted here, with its card built by the training helpers. Nothing else is registered anywhere:
 the predictor class, the request model, source-format parsing, batch scoring and the API all
 work from the record. The registry is a substitute holding only the toy predictor (the original
 design's injected registry), so these tests need no model store.
@@ -11,11 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vitalcheck.api import VitalCheckAPI
 from vitalcheck.batch.scoring import output_columns, score_frame
@@ -23,6 +19,7 @@ from vitalcheck.catalog import FeatureSpec, ModelSpec
 from vitalcheck.predictors.tabular import BinaryRiskPredictor, TabularPredictor
 from vitalcheck.registry import Registry
 from vitalcheck.schemas.common import batch_input_model, tabular_input_model
+from vitalcheck.training.pipelines import additive_pipeline
 
 TOY = ModelSpec(
     name="toy",
@@ -34,7 +31,7 @@ TOY = ModelSpec(
     route="/api/v1/risk/toy",
     classes=("no_outcome", "outcome"),
     features=(
-        FeatureSpec("age_years", "integer", "Age.", "Age", "years", 18, 100),
+        FeatureSpec("age_years", "integer", "Age.", "Age", "years", 18, 100, direction=1, direction_source="ada"),
         FeatureSpec("glucose_mg_dl", "number", "Glucose.", "Glucose", "mg/dL", 40, 300, nullable=True, zero_means_missing=True),
         FeatureSpec("smoker", "boolean", "Smokes.", "Smoker"),
         FeatureSpec("region", "category", "Region.", "Region", categories=("north", "south")),
@@ -50,6 +47,7 @@ def toy_store(tmp_path_factory):
 
     from vitalcheck.training.model_cards import card_features, framework_versions, new_card, write_card
     from vitalcheck.training.tabular import golden_examples
+    from vitalcheck.training.trust import explanation_method
 
     rng = np.random.default_rng(0)
     n = 300
@@ -62,14 +60,8 @@ def toy_store(tmp_path_factory):
         }
     )
     logit = 0.04 * (X.age_years - 50) + 0.02 * (X.glucose_mg_dl - 120) + 0.8 * X.smoker
-    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "outcome", "no_outcome")
-    numeric = ["age_years", "glucose_mg_dl", "smoker"]
-    pipeline = make_pipeline(
-        ColumnTransformer(
-            [("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric), ("cat", OneHotEncoder(), ["region"])]
-        ),
-        LogisticRegression(),
-    ).fit(X.astype({"smoker": "float64"}), y)
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "outcome", "no_outcome").astype(object)
+    pipeline = additive_pipeline(TOY, max_iter=50).fit(X, y)
     folder = tmp_path_factory.mktemp("toy-store")
     joblib.dump(pipeline, folder / TOY.artifact)
     card = new_card(
@@ -77,7 +69,7 @@ def toy_store(tmp_path_factory):
         folder / TOY.artifact,
         framework="scikit-learn",
         versions=framework_versions(),
-        estimator="logistic regression",
+        estimator="boosted additive model (toy)",
         candidates={},
         features=card_features(TOY, X),
         output={"meaning": "probability of 'outcome'", "classes": list(TOY.classes)},
@@ -86,6 +78,7 @@ def toy_store(tmp_path_factory):
         metrics={},
         baseline_metrics={},
         golden=golden_examples(TOY, pipeline, X, [0, 1, 2]),
+        extra={"explanation": explanation_method(TOY)},
     )  # fmt: skip
     write_card(card, folder / TOY.card_file)
     return folder
@@ -113,6 +106,38 @@ def test_a_toy_record_is_answered_like_the_pipeline(toy_api):
     assert envelope.prediction.probability == pytest.approx(expected, abs=1e-12)
     assert envelope.model.tag == "vitalcheck-toy:1"
     assert {c.feature for c in envelope.prediction.contributors} <= set(TOY.feature_names)
+
+
+def test_a_toy_answer_carries_its_exact_explanation(toy_api):
+    api, record_model = toy_api
+    prediction = api.single("toy", record_model.model_validate(EXAMPLE)).prediction
+    explanation = prediction.explanation
+    assert explanation.scale == "log-odds of 'outcome'"
+    assert list(explanation.contributions) == TOY.feature_names
+    total = explanation.base_value + sum(explanation.contributions.values())
+    assert total == pytest.approx(explanation.output_value, abs=1e-9)
+    assert prediction.probability == pytest.approx(1 / (1 + np.exp(-explanation.output_value)), abs=1e-12)
+    ranked = sorted(explanation.contributions.items(), key=lambda kv: -abs(kv[1]))
+    assert [(c.feature, c.contribution) for c in prediction.contributors] == ranked  # 4 fields: all of them
+    assert [c.value for c in prediction.contributors] == [EXAMPLE[c.feature] for c in prediction.contributors]
+
+
+def test_the_toy_s_direction_and_training_range_are_honoured(toy_api):
+    """Age is constrained to raise the risk; an age beyond the training range is answered as at its edge."""
+    api, record_model = toy_api
+    card_age = api.registry.tabular["toy"]._card_features["age_years"]
+    oldest = int(card_age.train_max)
+    assert oldest < 100  # the sweep goes past the training range
+    envelopes = [api.single("toy", record_model.model_validate({**EXAMPLE, "age_years": a})) for a in range(18, 101)]
+    probabilities = [e.prediction.probability for e in envelopes]
+    assert all(b >= a for a, b in zip(probabilities, probabilities[1:], strict=False))
+    assert probabilities[-1] > probabilities[0]
+    assert probabilities[100 - 18] == probabilities[oldest - 18]
+    beyond = [w for w in envelopes[-1].warnings if w.startswith("age_years: outside the training range")]
+    assert len(beyond) == 1 and "nearest edge" in beyond[0]
+    assert not any(w.startswith("age_years") for w in envelopes[oldest - 18].warnings)
+    missing = api.single("toy", record_model.model_validate({**EXAMPLE, "glucose_mg_dl": None}))
+    assert any(w.startswith("glucose_mg_dl: missing") for w in missing.warnings)
 
 
 def test_the_request_model_comes_from_the_record(toy_api):

@@ -5,6 +5,7 @@ in-process callers await them.
 """
 
 import asyncio
+import math
 
 import pytest
 
@@ -34,15 +35,17 @@ def test_method_equals_pipeline(svc, service_module, name):
     assert answer.model.sha256 == predictor.card.sha256
 
 
-def test_contributors_are_the_documented_differences(svc, service_module):
-    """Each contribution equals the probability minus the probability with that field at its baseline."""
+def test_contributors_add_up_to_the_served_log_odds(svc, service_module):
+    """Through the service method: base + Σ contributions is the log-odds of the served probability."""
     record = service_module.INPUT_MODELS["heart"].model_validate(EXAMPLES["heart"])
-    answer = asyncio.run(svc.heart(record))
-    predictor = svc.api.registry.tabular["heart"]
-    for contributor in answer.prediction.contributors:
-        changed = {**EXAMPLES["heart"], contributor.feature: predictor.baseline[contributor.feature]}
-        without = predictor.outputs(records_to_frame(predictor.spec, [changed]))[0, 1]
-        assert contributor.contribution == pytest.approx(answer.prediction.probability - without, abs=1e-9)
+    prediction = asyncio.run(svc.heart(record)).prediction
+    explanation = prediction.explanation
+    assert explanation.base_value + sum(explanation.contributions.values()) == pytest.approx(
+        explanation.output_value, abs=1e-9
+    )
+    assert 1 / (1 + math.exp(-explanation.output_value)) == pytest.approx(prediction.probability, abs=1e-12)
+    for contributor in prediction.contributors:
+        assert contributor.contribution == explanation.contributions[contributor.feature]
 
 
 def test_risk_levels_follow_settings(svc, settings, service_module):

@@ -52,18 +52,21 @@ def output_columns(spec: ModelSpec) -> list[OutputColumn]:
     Binary risk models: ``probability``, ``risk_level``; the sleep classifier: one
     ``probability_<class>`` per class and ``predicted_class``; life expectancy:
     ``life_expectancy_years``; insurance: ``charges_usd``, ``lower_usd``, ``upper_usd``, ``interval_level``.
-    Then for every model: ``contributors`` (JSON), ``warnings`` (JSON), ``error`` (JSON,
+    Then for every model: ``ood_percentile``, ``contributors`` (JSON), ``warnings`` (JSON), ``error`` (JSON,
     null when the row was scored) and ``model_tag``.
     """
     scores = predictor_class(spec).score_columns(spec)
     return [
         *scores,
+        OutputColumn("ood_percentile", "double", "Out-of-distribution percentile (0-100), as in the API."),
         OutputColumn(
             "contributors",
             "string",
             'JSON list of the top-5 {"feature", "value", "contribution"}, as in the API response.',
         ),
-        OutputColumn("warnings", "string", "JSON list of warnings (out-of-range or imputed inputs), as in the API."),
+        OutputColumn(
+            "warnings", "string", "JSON list of warnings (out-of-range, missing or unusual inputs), as in the API."
+        ),
         OutputColumn("error", "string", 'JSON list of {"type", "loc", "msg"} when the row was refused; else null.'),
         OutputColumn("model_tag", "string", "Model-store tag of the model that scored the row."),
     ]
@@ -181,8 +184,11 @@ def score_frame(
         for i, record, prediction in zip(positions, dumped, predictions, strict=True):
             for column, value in predictor.score_values(prediction).items():
                 out[column][i] = value
+            out["ood_percentile"][i] = prediction.ood_percentile
             out["contributors"][i] = to_json(prediction.contributors).decode()
-            out["warnings"][i] = json.dumps(predictor.warnings([record]), ensure_ascii=False)
+            out["warnings"][i] = json.dumps(
+                predictor.warnings([record], [prediction.ood_percentile]), ensure_ascii=False
+            )
     return pd.DataFrame({c.name: out[c.name] for c in columns})
 
 

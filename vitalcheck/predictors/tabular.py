@@ -1,7 +1,7 @@
 """Serving of the seven scikit-learn artifacts: one predictor class per output kind.
 
 :class:`TabularPredictor` holds what every kind shares: loading with checks, the golden-output
-check, the "replace by baseline" block frame behind the contributions, and the warnings. Each
+check (outputs and the explanations' additivity), the exact SHAP explanations and the warnings. Each
 kind owns its raw outputs, its prediction type and its batch-output columns:
 :class:`BinaryRiskPredictor`, :class:`MulticlassPredictor`, :class:`RegressionPredictor` and
 :class:`IntervalRegressionPredictor` (the ONNX image classifier is
@@ -24,9 +24,11 @@ import pandas as pd
 import sklearn
 from pydantic import BaseModel
 
-from vitalcheck.cards import ArtifactCheckError, ModelCard, verify_artifact
+from vitalcheck.additive import ADDITIVITY_TOLERANCE
+from vitalcheck.cards import CURRENT_TABULAR_FORMAT, ArtifactCheckError, ModelCard, verify_artifact
 from vitalcheck.catalog import ModelSpec
-from vitalcheck.schemas.common import ClassPrediction, Contributor, ModelInfo, RiskPrediction
+from vitalcheck.estimators import ConformalShift
+from vitalcheck.schemas.common import ClassPrediction, Contributor, Explanation, ModelInfo, RiskPrediction
 from vitalcheck.schemas.insurance import InsurancePrediction
 from vitalcheck.schemas.life_expectancy import LifeExpectancyPrediction
 
@@ -35,6 +37,12 @@ GOLDEN_TOLERANCE = 1e-6
 
 TOP_K = 5
 """Number of contributors returned per prediction."""
+
+TABLE_CHECK_ROWS = 1000
+"""Generated records on which every start-up compares the served tables with the fitted trees."""
+
+OOD_WARNING_PERCENTILE = 99.0
+"""Out-of-distribution percentile above which a record gets a warning."""
 
 
 def records_to_frame(spec: ModelSpec, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -100,7 +108,6 @@ class TabularPredictor:
         self.card = card
         self.estimator = estimator
         self.info = info
-        self.baseline = {f.name: f.baseline for f in card.features}
         self._card_features = {f.name: f for f in card.features}
 
     @classmethod
@@ -119,6 +126,10 @@ class TabularPredictor:
         kind = predictor_class(spec) if cls is TabularPredictor else cls
         artifact = directory / spec.artifact
         card = verify_artifact(artifact, directory / spec.card_file)
+        if CURRENT_TABULAR_FORMAT not in card.extra:
+            raise ArtifactCheckError(
+                f"artifact {artifact} was built by an older VitalCheck (no exact explanations): run `make models`"
+            )
         trained_with = card.framework_versions.get("scikit-learn")
         if trained_with != sklearn.__version__:
             raise ArtifactCheckError(
@@ -134,6 +145,7 @@ class TabularPredictor:
         info = ModelInfo(name=spec.name, tag=tag, version=tag.split(":")[-1], sha256=card.sha256)
         predictor = kind(spec, card, estimator, info)
         predictor.check_golden()
+        predictor.check_tables()
         return predictor
 
     # ---- what each kind defines ------------------------------------------------------------
@@ -148,11 +160,10 @@ class TabularPredictor:
         raise NotImplementedError
 
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
-        """Score validated request records, each with its top-5 contributors.
+        """Score validated request records, each with its exact explanation and top-5 contributors.
 
-        One pipeline call on the :meth:`block_frame` of the records: the first row of each
-        block is the record as submitted (its output is the prediction), the others give the
-        contributions (an interval regressor adds one call per quantile model).
+        One preprocessing and one model call per micro-batch (:meth:`explained`); an interval
+        regressor adds one call per quantile model.
 
         Args:
             records: request models of this task.
@@ -194,64 +205,103 @@ class TabularPredictor:
                 f"artifact {self.spec.artifact} no longer reproduces its golden outputs "
                 f"(max abs difference {worst:.3g} > {GOLDEN_TOLERANCE:g}): library drift?"
             )
+        additivity = self.check_additivity(self.explained([g["input"] for g in self.card.golden]))
+        if not additivity <= ADDITIVITY_TOLERANCE:
+            raise ArtifactCheckError(
+                f"artifact {self.spec.artifact}: explanations do not add up to the output on the golden records "
+                f"(max error {additivity:.3g} > {ADDITIVITY_TOLERANCE:g})"
+            )
+
+    def check_tables(self, n: int = TABLE_CHECK_ROWS) -> None:
+        """Compare the served term tables with the fitted trees on ``n`` generated records.
+
+        The records span every feature's valid range (beyond the training range too), with
+        missing values where allowed and every category (:func:`generated_records`).
+
+        Raises:
+            ArtifactCheckError: the tables and the trees differ by more than :data:`GOLDEN_TOLERANCE`.
+
+        """
+        frame = records_to_frame(self.spec, generated_records(self.spec, n))
+        pipelines = self.estimator if isinstance(self.estimator, tuple) else (self.estimator,)
+        for pipeline in pipelines:
+            inner: Any = pipeline.regressor if isinstance(pipeline, ConformalShift) else pipeline
+            steps = inner.named_steps
+            worst = steps["model"].max_tree_difference(steps["preprocess"].transform(frame))
+            if not worst <= GOLDEN_TOLERANCE:
+                raise ArtifactCheckError(
+                    f"artifact {self.spec.artifact}: the served term tables differ from the fitted trees "
+                    f"(max abs difference {worst:.3g} > {GOLDEN_TOLERANCE:g})"
+                )
 
     # ---- explanations and warnings -------------------------------------------------------
-    def block_frame(self, records: Sequence[dict[str, Any]]) -> tuple[pd.DataFrame, np.ndarray]:
-        """The ``n × (f + 1)`` "replace by baseline" frame behind every kind's contributions.
+    def pipeline(self) -> Any:
+        """The pipeline whose output is explained (an interval regressor: the central one)."""
+        return self.estimator
 
-        Block ``i`` (rows ``i·(f+1)`` to ``i·(f+1)+f``) is record ``i`` as submitted, then record
-        ``i`` with feature ``j`` set to its card baseline, for ``j = 0 … f-1``. Columns are typed
-        as :func:`records_to_frame` types them (numbers float64, categories object, missing NaN),
-        built straight from NumPy columns: one DataFrame for the prediction and its contributions.
+    def explained(self, records: Sequence[dict[str, Any]]) -> Explained:
+        """One pass over the records: outputs, exact SHAP values and out-of-distribution percentiles.
 
         Args:
             records: dicts keyed by the catalog feature names (missing values as ``None``).
 
         Returns:
-            The frame, and an (n, f) boolean array that is True where the record's value equals
-            the baseline (two missing values count as equal): those contributions are exactly 0.
+            :class:`Explained` with the frame, the raw outputs on the additive scale, the SHAP
+            base and values per catalog field, and the OOD percentile of every record.
 
         """
-        n, features = len(records), self.spec.features
-        block = len(features) + 1
-        replaced = np.arange(n) * block + 1
-        columns: dict[str, np.ndarray] = {}
-        same = np.zeros((n, len(features)), dtype=bool)
-        for j, feature in enumerate(features):
-            raw = [record[feature.name] for record in records]
-            baseline = self.baseline[feature.name]
-            if feature.type == "category":
-                column = np.array([np.nan if v is None else v for v in raw], dtype=object)
-                if baseline is None:
-                    same[:, j] = [v is None for v in raw]
-                else:
-                    same[:, j] = [v is not None and v == baseline for v in raw]
-                fill: Any = np.nan if baseline is None else baseline
-            else:
-                column = np.array([np.nan if v is None else float(v) for v in raw], dtype=np.float64)
-                fill = np.nan if baseline is None else float(baseline)
-                same[:, j] = (np.isnan(column) & np.isnan(fill)) | (column == fill)
-            repeated = np.repeat(column, block)
-            repeated[replaced + j] = fill
-            columns[feature.name] = repeated
-        return pd.DataFrame(columns, columns=self.spec.feature_names), same
+        frame = records_to_frame(self.spec, records)
+        steps = self.pipeline().named_steps
+        encoded = steps["preprocess"].transform(frame)
+        model = steps["model"]
+        base, shap = model.explain(encoded)
+        order = [model.field_names().index(name) for name in self.spec.feature_names]
+        raw = model.decision_function(encoded) if hasattr(model, "decision_function") else model.predict(encoded)
+        return Explained(
+            frame=frame,
+            encoded=encoded,
+            raw=np.asarray(raw, dtype=np.float64).reshape(len(records), -1),
+            base=np.asarray(base, dtype=np.float64),
+            shap=shap[:, order, :],
+            ood=steps["domain"].percentile(encoded),
+        )
 
-    def _ranked(
-        self, deltas: np.ndarray, same: np.ndarray, records: Sequence[dict[str, Any]]
+    def check_additivity(self, explained: Explained) -> float:
+        """Largest |base + Σ SHAP − output| over records and outputs (the explanations' exactness)."""
+        return float(np.max(np.abs(explained.base + explained.shap.sum(axis=1) - explained.raw)))
+
+    def explanation(self, explained: Explained, i: int, k: int = 0, scale: str = "") -> Explanation:
+        """Record ``i``'s explanation of output ``k`` (a class for multiclass models)."""
+        names = self.spec.feature_names
+        return Explanation(
+            scale=scale or self.scale(k),
+            base_value=float(explained.base[k]),
+            output_value=float(explained.raw[i, k]),
+            contributions={name: float(v) for name, v in zip(names, explained.shap[i, :, k], strict=True)},
+        )
+
+    def scale(self, k: int = 0) -> str:
+        """Name of the explanation scale of output ``k``."""
+        return self.spec.target_unit
+
+    def ranked(
+        self, explained: Explained, records: Sequence[dict[str, Any]], k: np.ndarray | int = 0
     ) -> list[list[Contributor]]:
-        """Top :data:`TOP_K` contributors per record by ``|contribution|`` (ties keep feature order)."""
-        deltas = np.where(same, 0.0, deltas)
-        order = np.argsort(-np.abs(deltas), axis=1, kind="stable")[:, :TOP_K]
+        """Top :data:`TOP_K` contributors per record by ``|SHAP value|`` of output ``k`` (ties keep field order)."""
+        picks = np.broadcast_to(np.asarray(k), (len(records),))
+        values = explained.shap[np.arange(len(records)), :, picks]
+        order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :TOP_K]
         names = self.spec.feature_names
         return [
             [Contributor(feature=names[j], value=record[names[j]], contribution=float(row[j])) for j in top]
-            for row, top, record in zip(deltas, order, records, strict=True)
+            for row, top, record in zip(values, order, records, strict=True)
         ]
 
-    def warnings(self, records: Sequence[dict[str, Any]], prefix: str = "") -> list[str]:
-        """Warnings per record: inputs outside the training range and missing (imputed) inputs.
+    def warnings(self, records: Sequence[dict[str, Any]], ood: Sequence[float | None], prefix: str = "") -> list[str]:
+        """Warnings per record: inputs beyond the training range (clamped), missing inputs, unusual records.
 
-        Messages name the field and the training range, never the submitted value.
+        Messages name the field and the training range, never the submitted value. ``ood`` holds
+        the records' out-of-distribution percentiles (their predictions' ``ood_percentile``).
         """
         out: list[str] = []
         for i, record in enumerate(records):
@@ -259,21 +309,48 @@ class TabularPredictor:
             for name, value in record.items():
                 feature = self._card_features[name]
                 if value is None:
-                    out.append(f"{where}{name}: missing; imputed by the model")
+                    out.append(f"{where}{name}: missing; the model uses its learned value for a missing {name}")
                 elif feature.type in ("number", "integer") and feature.train_min is not None:
                     # training writes train_min and train_max together (model_cards.card_features)
                     if not feature.train_min <= float(value) <= cast(float, feature.train_max):
                         unit = f" {feature.unit}" if feature.unit else ""
                         out.append(
                             f"{where}{name}: outside the training range {feature.train_min:g} to "
-                            f"{feature.train_max:g}{unit}; the model is extrapolating"
+                            f"{feature.train_max:g}{unit}; predicted as at the nearest edge of that range"
                         )
+            if (ood[i] or 0.0) > OOD_WARNING_PERCENTILE:
+                record_name = f"{prefix}[{i}]" if prefix else "record"
+                out.append(
+                    f"{record_name}: unusual combination of values (beyond the 99th percentile of the training "
+                    "rows' distances); the answer rests on little data like it"
+                )
         return out
 
-    def _blocks(self, records: Sequence[BaseModel]) -> tuple[list[dict[str, Any]], pd.DataFrame, np.ndarray]:
+    def _dumped(self, records: Sequence[BaseModel]) -> tuple[list[dict[str, Any]], Explained]:
         dumped = [r.model_dump() for r in records]
-        frame, same = self.block_frame(dumped)
-        return dumped, frame, same
+        return dumped, self.explained(dumped)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What one pass over a micro-batch gives (see :meth:`TabularPredictor.explained`).
+
+    Attributes:
+        frame: the records as the pipeline's input frame (n rows).
+        encoded: the preprocessed array the model sees (n, columns).
+        raw: model output on the additive scale, (n, n_out): log-odds, softmax scores or the unit.
+        base: SHAP base value per output, (n_out,).
+        shap: SHAP values, (n, n_fields, n_out), fields in catalog order.
+        ood: out-of-distribution percentile per record, (n,).
+
+    """
+
+    frame: pd.DataFrame
+    encoded: np.ndarray
+    raw: np.ndarray
+    base: np.ndarray
+    shap: np.ndarray
+    ood: np.ndarray
 
 
 class BinaryRiskPredictor(TabularPredictor):
@@ -286,14 +363,24 @@ class BinaryRiskPredictor(TabularPredictor):
         return self.estimator.predict_proba(frame)
 
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
-        """See :meth:`TabularPredictor.predict`; contributions in probability points."""
-        dumped, frame, same = self._blocks(records)
-        out = self.estimator.predict_proba(frame)[:, 1].reshape(len(dumped), -1)
-        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
+        """See :meth:`TabularPredictor.predict`; contributions on the log-odds scale."""
+        dumped, explained = self._dumped(records)
+        probability = 1.0 / (1.0 + np.exp(-explained.raw[:, 0]))
+        contributors = self.ranked(explained, dumped)
         return [
-            RiskPrediction(probability=float(p), risk_level=_risk_level(float(p), moderate, high), contributors=c)
-            for p, c in zip(out[:, 0], contributors, strict=True)
+            RiskPrediction(
+                probability=float(p),
+                risk_level=_risk_level(float(p), moderate, high),
+                contributors=c,
+                explanation=self.explanation(explained, i),
+                ood_percentile=float(explained.ood[i]),
+            )
+            for i, (p, c) in enumerate(zip(probability, contributors, strict=True))
         ]
+
+    def scale(self, k: int = 0) -> str:
+        """``log-odds of '<positive class>'``."""
+        return f"log-odds of '{self.spec.classes[1]}'"
 
     @classmethod
     def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
@@ -318,22 +405,27 @@ class MulticlassPredictor(TabularPredictor):
         return self.estimator.predict_proba(frame)
 
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
-        """See :meth:`TabularPredictor.predict`; contributions explain each record's most probable class."""
-        dumped, frame, same = self._blocks(records)
-        n, classes = len(dumped), self.spec.classes
-        out = self.estimator.predict_proba(frame).reshape(n, -1, len(classes))
-        submitted = out[:, 0, :]
-        winners = submitted.argmax(axis=1)
-        explained = out[np.arange(n), :, winners]  # (n, f + 1): the winning class's probability per row
-        contributors = self._ranked(explained[:, :1] - explained[:, 1:], same, dumped)
+        """See :meth:`TabularPredictor.predict`; top contributors explain each record's most probable class."""
+        dumped, explained = self._dumped(records)
+        classes = self.spec.classes
+        shifted = np.exp(explained.raw - explained.raw.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        winners = probabilities.argmax(axis=1)
+        contributors = self.ranked(explained, dumped, winners)
         return [
             ClassPrediction(
                 probabilities={cls: float(p) for cls, p in zip(classes, probs, strict=True)},
                 predicted_class=classes[int(k)],
                 contributors=c,
+                explanations={cls: self.explanation(explained, i, j) for j, cls in enumerate(classes)},
+                ood_percentile=float(explained.ood[i]),
             )
-            for probs, k, c in zip(submitted, winners, contributors, strict=True)
+            for i, (probs, k, c) in enumerate(zip(probabilities, winners, contributors, strict=True))
         ]
+
+    def scale(self, k: int = 0) -> str:
+        """``softmax score of '<class k>'``."""
+        return f"softmax score of '{self.spec.classes[k]}'"
 
     @classmethod
     def score_columns(cls, spec: ModelSpec) -> list[OutputColumn]:
@@ -358,12 +450,16 @@ class RegressionPredictor(TabularPredictor):
 
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
         """See :meth:`TabularPredictor.predict`; contributions in the target's unit."""
-        dumped, frame, same = self._blocks(records)
-        out = self.outputs(frame).reshape(len(dumped), -1)
-        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
+        dumped, explained = self._dumped(records)
+        contributors = self.ranked(explained, dumped)
         return [
-            LifeExpectancyPrediction(life_expectancy_years=float(v), contributors=c)
-            for v, c in zip(out[:, 0], contributors, strict=True)
+            LifeExpectancyPrediction(
+                life_expectancy_years=float(explained.raw[i, 0]),
+                contributors=c,
+                explanation=self.explanation(explained, i),
+                ood_percentile=float(explained.ood[i]),
+            )
+            for i, c in enumerate(contributors)
         ]
 
     @classmethod
@@ -386,18 +482,27 @@ class IntervalRegressionPredictor(TabularPredictor):
         central, lower, upper = (np.asarray(m.predict(frame), dtype=float) for m in self.estimator)
         return np.column_stack([central, np.minimum(lower, central), np.maximum(upper, central)])
 
+    def pipeline(self) -> Any:
+        """The central model (its estimate is the one explained)."""
+        return self.estimator[0]
+
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
-        """See :meth:`TabularPredictor.predict`; contributions explain the central estimate, in USD."""
-        dumped, frame, same = self._blocks(records)
-        out = np.asarray(self.estimator[0].predict(frame), dtype=float).reshape(len(dumped), -1)
-        contributors = self._ranked(out[:, :1] - out[:, 1:], same, dumped)
-        central = out[:, 0]
-        submitted = frame.iloc[:: out.shape[1]]
-        lower = np.minimum(np.asarray(self.estimator[1].predict(submitted), dtype=float), central)
-        upper = np.maximum(np.asarray(self.estimator[2].predict(submitted), dtype=float), central)
+        """See :meth:`TabularPredictor.predict`; contributions explain the central estimate, in USD/year."""
+        dumped, explained = self._dumped(records)
+        contributors = self.ranked(explained, dumped)
+        central = explained.raw[:, 0]
+        lower = np.minimum(np.asarray(self.estimator[1].predict(explained.frame), dtype=float), central)
+        upper = np.maximum(np.asarray(self.estimator[2].predict(explained.frame), dtype=float), central)
         return [
-            InsurancePrediction(charges_usd=float(m), lower_usd=float(lo), upper_usd=float(hi), contributors=c)
-            for m, lo, hi, c in zip(central, lower, upper, contributors, strict=True)
+            InsurancePrediction(
+                charges_usd=float(m),
+                lower_usd=float(lo),
+                upper_usd=float(hi),
+                contributors=c,
+                explanation=self.explanation(explained, i),
+                ood_percentile=float(explained.ood[i]),
+            )
+            for i, (m, lo, hi, c) in enumerate(zip(central, lower, upper, contributors, strict=True))
         ]
 
     @classmethod
@@ -414,6 +519,28 @@ class IntervalRegressionPredictor(TabularPredictor):
         """The estimate, the interval and its nominal level."""
         names = ("charges_usd", "lower_usd", "upper_usd", "interval_level")
         return {name: getattr(prediction, name) for name in names}
+
+
+def generated_records(spec: ModelSpec, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` records spanning each feature's valid range, as the API accepts them.
+
+    Numbers uniform in [valid_min, valid_max] (integers rounded), booleans at random, categories
+    in turn; a nullable feature is missing in about one record in ten. For start-up checks.
+    """
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list[Any]] = {}
+    for f in spec.features:
+        if f.type == "category":
+            values: list[Any] = [f.categories[i % len(f.categories)] for i in range(n)]
+        elif f.type == "boolean":
+            values = [bool(v) for v in rng.random(n) < 0.5]
+        else:
+            drawn = rng.uniform(cast(float, f.valid_min), cast(float, f.valid_max), n)
+            values = [int(round(v)) for v in drawn] if f.type == "integer" else [float(v) for v in drawn]
+        if f.nullable:
+            values = [None if gap else v for v, gap in zip(values, rng.random(n) < 0.1, strict=True)]
+        columns[f.name] = values
+    return [{name: columns[name][i] for name in spec.feature_names} for i in range(n)]
 
 
 def predictor_class(spec: ModelSpec) -> type[TabularPredictor]:

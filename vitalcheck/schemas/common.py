@@ -165,14 +165,39 @@ class BatchEnvelope(BaseModel, Generic[P]):
 
 
 class Contributor(BaseModel):
-    """One input's signed contribution to the prediction."""
+    """One input's signed contribution to the prediction: its exact SHAP value."""
 
     feature: str = Field(description="Raw input field name.")
-    value: float | int | bool | str | None = Field(description="The value the prediction used (null: imputed).")
-    contribution: float = Field(
-        description="Prediction minus the prediction with this feature set to its training baseline "
-        "(median or mode), in the output's units (probability, years or USD). Positive pushes the output up."
+    value: float | int | bool | str | None = Field(
+        description="The value as submitted (null: missing; the model has a learned value for missing)."
     )
+    contribution: float = Field(
+        description="Exact SHAP value of this field on the explanation's scale (log-odds for classifiers, "
+        "the output's unit for regressors), against the training rows' mean output. Positive pushes the output up."
+    )
+
+
+class Explanation(BaseModel):
+    """An exact additive explanation: ``base_value + sum(contributions.values()) == output_value`` (to 1e-9)."""
+
+    scale: str = Field(
+        description="The additive scale: 'log-odds of <class>' (binary risk), 'softmax score of <class>' "
+        "(multiclass: log-odds up to a per-record constant), or the output's unit ('years', 'USD/year')."
+    )
+    base_value: float = Field(description="Mean model output over the training rows, on `scale`.")
+    output_value: float = Field(
+        description="This record's model output on `scale` (a probability is 1 / (1 + exp(-output_value)))."
+    )
+    contributions: dict[str, float] = Field(
+        description="Exact SHAP value of every input field on `scale`, keyed by field name in the input's field "
+        "order: interventional SHAP of the model's additive terms against the training rows."
+    )
+
+
+OOD_PERCENTILE_DESCRIPTION = (
+    "How unusual the record's combination of values is: the percentile (0-100) of its squared Mahalanobis "
+    "distance from the training rows among the training rows' own distances; above 99 a warning is added."
+)
 
 
 class RiskPrediction(BaseModel):
@@ -184,6 +209,8 @@ class RiskPrediction(BaseModel):
         "VITALCHECK_RISK_HIGH_THRESHOLD (default 0.5), 'moderate' in between."
     )
     contributors: list[Contributor] = Field(description="Top-5 contributors, largest |contribution| first.")
+    explanation: Explanation = Field(description="Every field's exact contribution to the log-odds.")
+    ood_percentile: float = Field(ge=0, le=100, description=OOD_PERCENTILE_DESCRIPTION)
 
 
 def _describe(feature) -> str:
@@ -291,5 +318,9 @@ class ClassPrediction(BaseModel):
     predicted_class: str = Field(description="The most probable class.")
     contributors: list[Contributor] = Field(
         default_factory=list,
-        description="Top-5 contributors to the predicted class's probability (tabular models only; empty for images).",
+        description="Top-5 contributors to the predicted class's softmax score (tabular models only; empty for images).",
     )
+    explanations: dict[str, Explanation] | None = Field(
+        None, description="Per class, every field's exact contribution to its softmax score (tabular models only)."
+    )
+    ood_percentile: float | None = Field(None, ge=0, le=100, description=OOD_PERCENTILE_DESCRIPTION + " Tabular only.")

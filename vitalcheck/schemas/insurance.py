@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from vitalcheck.catalog import INSURANCE
 from vitalcheck.schemas import INPUT_MODELS
-from vitalcheck.schemas.common import Contributor
+from vitalcheck.schemas.common import OOD_PERCENTILE_DESCRIPTION, Contributor, Explanation
 
 EXAMPLE = INSURANCE.example
 """A real record from the shared data set, used as the OpenAPI example and in tests (the catalog's)."""
@@ -26,3 +26,5 @@ class InsurancePrediction(BaseModel):
     upper_usd: float = Field(description="Upper end of the 90 % interval (conformalised 95 % quantile), USD/year.")
     interval_level: float = Field(0.9, description="Nominal coverage of [lower_usd, upper_usd] (0.9).")
     contributors: list[Contributor] = Field(description="Top-5 contributors to charges_usd, in USD/year.")
+    explanation: Explanation = Field(description="Every field's exact contribution to charges_usd, in USD/year.")
+    ood_percentile: float = Field(ge=0, le=100, description=OOD_PERCENTILE_DESCRIPTION)

@@ -23,6 +23,30 @@ class ServedModel(BaseModel):
     baseline_metrics: dict[str, float] = Field(description="The same metrics for the trivial baseline.")
     framework_versions: dict[str, str] = Field(description="Library versions the artifact was built with.")
     intended_use: str = Field(description="Intended use.")
+    constraints: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Expected directions the model is constrained to: feature, (category), 'increasing' or "
+        "'decreasing', and the source.",
+    )
+    constraint_cost: dict[str, Any] | None = Field(
+        None,
+        description="Test-split headline metric of the served model minus each reference model's (paired bootstrap "
+        "95 % interval): what the directions and the additive form cost.",
+    )
+    calibration: dict[str, Any] | None = Field(
+        None,
+        description="Classifiers: test-split calibration slope and intercept with bootstrap 95 % intervals, expected "
+        "calibration error, Brier score, and the reliability diagram (PNG, base64).",
+    )
+    recalibration: dict[str, Any] | None = Field(
+        None, description="The log-odds recalibration applied (slope, intercept), when one was; else null."
+    )
+    out_of_distribution: dict[str, Any] | None = Field(
+        None, description="How ood_percentile is computed and its warning rate on training, test and shifted rows."
+    )
+    explanation: dict[str, Any] | None = Field(
+        None, description="The explanation method, its scale and baseline (tabular models)."
+    )
 
 
 class ModelList(BaseModel):

@@ -126,3 +126,46 @@ def evaluate(name: str, data: str | Path, artifacts_dir: str | Path) -> dict[str
     X, y = loaders.load(name, data)
     with threadpool_limits(limits=1):
         return evaluate_frame(name, model, card, X, y)
+
+
+def _headline(name: str, y: np.ndarray, outputs: np.ndarray) -> float:
+    spec = TABULAR_MODELS[name]
+    metric = TASKS[name].selection
+    if spec.kind != "classifier":
+        central = outputs[:, 0] if outputs.ndim == 2 else outputs
+        return float(np.sqrt(np.mean((np.asarray(y, dtype=np.float64) - central) ** 2)))
+    return float(metrics_from_outputs(name, y, outputs)[metric])
+
+
+def bootstrap_difference(
+    name: str, y: pd.Series, served: np.ndarray, reference: np.ndarray, *, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Paired bootstrap of the task's headline metric, served model minus reference, on the same rows.
+
+    The metric is the task's selection metric (ROC AUC, macro-F1 or RMSE). Rows are resampled
+    with replacement ``n_boot`` times (classifier resamples missing a class are skipped).
+
+    Returns:
+        ``metric``, ``served``, ``reference``, ``difference`` and its percentile ``ci95`` [lo, hi]
+        (for RMSE a positive difference is a cost; for the others a negative one is).
+
+    """
+    y_arr = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    spec = TABULAR_MODELS[name]
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(y_arr), len(y_arr))
+        if spec.kind == "classifier" and len(set(y_arr[rows])) < len(spec.classes):
+            continue
+        diffs.append(_headline(name, y_arr[rows], served[rows]) - _headline(name, y_arr[rows], reference[rows]))
+    a, b = _headline(name, y_arr, served), _headline(name, y_arr, reference)
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {
+        "metric": TASKS[name].selection,
+        "served": a,
+        "reference": b,
+        "difference": a - b,
+        "ci95": [float(lo), float(hi)],
+        "n_boot": len(diffs),
+    }

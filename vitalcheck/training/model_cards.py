@@ -97,7 +97,7 @@ def json_value(value: Any, feature_type: str) -> Any:
 
 
 def card_features(spec: ModelSpec, X_train: pd.DataFrame) -> list[CardFeature]:
-    """Catalog features plus what training saw: range, categories and the contribution baseline.
+    """Catalog features plus what training saw: range, categories and a typical value (the baseline).
 
     The baseline is the training median for numbers (for integers the lower median, an
     observed value), and the mode for booleans and categories (ties: catalog order first).
@@ -219,6 +219,79 @@ def write_summary(artifacts_dir: Path) -> Path | None:
         lines.append(f"- **{c.name}** ({c.dataset.file}, {c.dataset.rows_total} rows): {c.split}")
         if notes:
             lines.append(f"  - targets: {notes if isinstance(notes, str) else json.dumps(notes)}")
+    for c in cards:
+        lines += _trust_section(c)
     path = artifacts_dir / SUMMARY_FILE
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _interval(values: list[float]) -> str:
+    return f"[{values[0]:.3g}, {values[1]:.3g}]"
+
+
+def _calibration_row(label: str, cal: dict[str, Any]) -> str:
+    return (
+        f"| {label} | {cal['calibration_slope']:.2f} {_interval(cal['calibration_slope_ci95'])} | "
+        f"{cal['calibration_intercept']:.2f} {_interval(cal['calibration_intercept_ci95'])} | "
+        f"{cal['expected_calibration_error']:.3f} | {cal['brier_score']:.3f} |"
+    )
+
+
+def _trust_section(card: ModelCard) -> list[str]:
+    """One model's constraints, constraint cost, calibration, OOD rate and explanation method (Markdown)."""
+    extra = card.extra
+    if "explanation" not in extra:
+        return []
+    lines = ["", f"## {card.name}", ""]
+    constraints = extra.get("constraints", [])
+    if constraints:
+        lines.append("Directions the model is constrained to (monotonic constraints):")
+        lines.append("")
+        for c in constraints:
+            where = f"{c['feature']} = '{c['category']}'" if "category" in c else c["feature"]
+            lines.append(f"- {where}: {c['direction']} — {c['source']}")
+    else:
+        lines.append("No direction constraints (no established direction for these inputs).")
+    cost = extra.get("constraint_cost", {})
+    if cost:
+        lines += ["", "Served model minus each reference on the test split (paired bootstrap 95 % interval):", ""]
+        for ref, d in cost.items():
+            lines.append(
+                f"- vs {ref}: {d['metric']} {d['served']:.4g} vs {d['reference']:.4g}, "
+                f"difference {d['difference']:+.4g} {_interval(d['ci95'])}"
+            )
+    calibration = extra.get("calibration")
+    if calibration:
+        test = calibration["test_split"]
+        lines += [
+            "",
+            f"Calibration on the test split (n={test['n']}; bootstrap 95 % intervals); "
+            f"diagram: [{calibration['reliability_diagram']}]({calibration['reliability_diagram']})"
+            + (
+                "; log-odds recalibrated (out-of-fold slope interval excluded 1 and it helped on held-out folds)"
+                if extra.get("recalibrated")
+                else ""
+            ),
+            "",
+            "| class | calibration slope | calibration intercept | ECE | Brier score |",
+            "|---|---|---|---|---|",
+        ]
+        if "per_class" in test:
+            lines += [_calibration_row(k, v) for k, v in test["per_class"].items()]
+        else:
+            lines.append(_calibration_row(card.output.get("positive_class") or "positive", test))
+    ood = extra.get("out_of_distribution")
+    if ood:
+        lines += [
+            "",
+            f"Out-of-distribution warnings (ood_percentile > {ood['warning_above_percentile']}): training rows "
+            f"{ood['training_rate']:.1%}, test rows {ood['test_rate']:.1%}, shifted rows {ood['shifted_rate']:.1%} "
+            f"({ood['shifted_rows']}).",
+        ]
+    explanation = extra["explanation"]
+    lines += [
+        "",
+        f"Explanations: {explanation['method']}; scale: {explanation['scale']}; baseline: {explanation['baseline']}.",
+    ]
+    return lines

@@ -31,8 +31,10 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from vitalcheck.additive import AdditiveBoostingClassifier, AdditiveBoostingRegressor
 from vitalcheck.catalog import ModelSpec
-from vitalcheck.estimators import CatalogOrderClassifier, to_category, to_float
+from vitalcheck.domain import TrainingDomain
+from vitalcheck.estimators import MISSING_CATEGORY, CatalogOrderClassifier, to_category, to_float
 
 SEED = 20_240_601
 """Seed of every split and estimator."""
@@ -197,3 +199,82 @@ def hgb_regressor_pipeline(
         random_state=SEED,
     )
     return Pipeline([("preprocess", pre), ("model", model)])
+
+
+def additive_columns(spec: ModelSpec) -> tuple[list[str], list[int]]:
+    """Raw field of each column :func:`additive_preprocessor` produces, and each column's direction.
+
+    Numbers and booleans come first (one column each, the catalog ``direction``), then one
+    0/1 column per category of each categorical field (its ``category_directions`` entry, else 0),
+    the last being the field's missing value.
+    """
+    numbers, booleans, categories = _columns(spec)
+    by_name = {f.name: f for f in spec.features}
+    fields = numbers + booleans
+    directions = [int(by_name[c].direction) for c in fields]
+    for name in categories:
+        feature = by_name[name]
+        signs = dict(feature.category_directions)
+        for category in (*feature.categories, MISSING_CATEGORY):
+            fields.append(name)
+            directions.append(int(signs.get(category, 0)))
+    return fields, directions
+
+
+def additive_preprocessor(spec: ModelSpec) -> ColumnTransformer:
+    """Numbers and booleans as floats (NaN kept: each term has a value for missing); categories one-hot.
+
+    The one-hot columns follow the catalog's categories (plus a missing column), so the column
+    layout is known before fitting (:func:`additive_columns`); an unknown category is all zeros.
+    """
+    numbers, booleans, categories = _columns(spec)
+    by_name = {f.name: f for f in spec.features}
+    transformers: list[tuple[str, Any, list[str]]] = [("num", _to_float_step(), numbers + booleans)]
+    if categories:
+        levels = [[*by_name[c].categories, MISSING_CATEGORY] for c in categories]
+        onehot = OneHotEncoder(categories=levels, handle_unknown="ignore", sparse_output=False)
+        transformers.append(("cat", Pipeline([("str", _to_category_step()), ("onehot", onehot)]), categories))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _pair_columns(spec: ModelSpec, pairs: Sequence[tuple[str, str]]) -> list[tuple[int, int]]:
+    fields, _ = additive_columns(spec)
+    numeric = {f.name for f in spec.features if f.type != "category"}
+    for a, b in pairs:
+        if a not in numeric or b not in numeric:
+            raise ValueError(f"pair ({a}, {b}): pairs are of number or boolean fields")
+    return [(fields.index(a), fields.index(b)) for a, b in pairs]
+
+
+def additive_pipeline(
+    spec: ModelSpec,
+    pairs: Sequence[tuple[str, str]] = (),
+    constrained: bool = True,
+    loss: str = "squared_error",
+    quantile: float | None = None,
+    **params: Any,
+) -> Pipeline:
+    """Boosted additive model (:mod:`vitalcheck.additive`) with the catalog's monotonic constraints.
+
+    Steps: ``preprocess`` (:func:`additive_preprocessor`), ``domain``
+    (:class:`~vitalcheck.domain.TrainingDomain`, a pass-through that scores how unusual a record
+    is) and ``model``. ``pairs`` names disjoint (number/boolean) field pairs allowed a two-field
+    term; ``constrained=False`` drops the directions (to measure what they cost). Multiclass
+    models take no directions.
+    """
+    fields, directions = additive_columns(spec)
+    common: dict[str, Any] = {
+        "column_fields": tuple(fields),
+        "pairs": tuple(_pair_columns(spec, pairs)),
+        "monotonic_cst": tuple(directions) if constrained and any(directions) else None,
+        "random_state": SEED,
+        **params,
+    }
+    model: Any
+    if spec.kind == "classifier":
+        if len(spec.classes) > 2 and common["monotonic_cst"] is not None:
+            raise ValueError(f"{spec.name}: directions are not supported for a multiclass model")
+        model = AdditiveBoostingClassifier(classes=spec.classes, **common)
+    else:
+        model = AdditiveBoostingRegressor(loss=loss, quantile=quantile, **common)
+    return Pipeline([("preprocess", additive_preprocessor(spec)), ("domain", TrainingDomain()), ("model", model)])

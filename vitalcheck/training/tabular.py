@@ -32,8 +32,13 @@ from threadpoolctl import threadpool_limits
 from vitalcheck.cards import ModelCard
 from vitalcheck.catalog import TABULAR_MODELS, ModelSpec
 from vitalcheck.estimators import ConformalShift
-from vitalcheck.training import loaders
-from vitalcheck.training.evaluation import baseline_metrics, metrics_from_outputs, predict_outputs
+from vitalcheck.training import loaders, trust
+from vitalcheck.training.evaluation import (
+    baseline_metrics,
+    bootstrap_difference,
+    metrics_from_outputs,
+    predict_outputs,
+)
 from vitalcheck.training.metrics import best_threshold, classification_metrics
 from vitalcheck.training.model_cards import (
     card_features,
@@ -43,22 +48,22 @@ from vitalcheck.training.model_cards import (
     new_card,
     write_card,
 )
-from vitalcheck.training.pipelines import SEED, hgb_regressor_pipeline
+from vitalcheck.training.pipelines import SEED, additive_pipeline
 from vitalcheck.training.selection import CVResult, cross_validate, fit_candidate, fit_predict, selection_key
 from vitalcheck.training.splits import cv_folds, split, split_description
 from vitalcheck.training.tasks import INTERVAL_LEVEL, TASKS, Candidate
 
-_QUANTILE_PARAMS: dict[str, Any] = {"max_depth": 3, "max_iter": 200, "learning_rate": 0.05, "min_samples_leaf": 20}
-"""Gradient-boosting parameters of the insurance q05 / q95 models."""
+_QUANTILE_PARAMS: dict[str, Any] = {"max_leaf_nodes": 6, "max_iter": 300, "learning_rate": 0.05, "min_samples_leaf": 20}
+"""Parameters of the insurance q05 / q95 additive models (same terms and directions as the central one)."""
 
 
 def fit_interval(
-    spec: ModelSpec, central: Pipeline, X: pd.DataFrame, y: pd.Series
+    spec: ModelSpec, central: Pipeline, X: pd.DataFrame, y: pd.Series, pairs: Any = ()
 ) -> tuple[tuple[Any, Any, Any], dict[str, Any]]:
     """Conformalized quantile regression (split conformal) around a central model.
 
     The training part is split 75/25 (seed :data:`SEED`) into a fit part and a calibration
-    part. Gradient-boosting q05 and q95 models are fitted on the fit part; on the
+    part. Additive q05 and q95 models (``pairs`` and the catalog's directions) are fitted on the fit part; on the
     calibration part the non-conformity score is ``max(q05 - y, y - q95)`` and ``q`` its
     ``ceil((n + 1) · 0.9) / n`` empirical quantile; the bounds become ``q05 - q`` and
     ``q95 + q`` (:class:`ConformalShift`).
@@ -68,6 +73,7 @@ def fit_interval(
         central: the fitted central model.
         X: training-part features (n_rows, n_features).
         y: training-part target (n_rows,), USD.
+        pairs: the central model's two-field terms (field-name pairs), reused by the bounds.
 
     Returns:
         ``((central, lower, upper), facts)`` where ``facts`` records ``q`` and the row counts.
@@ -80,7 +86,7 @@ def fit_interval(
     y_arr = np.asarray(y, dtype=np.float64)
     bounds = []
     for q in (alpha / 2, 1 - alpha / 2):
-        model = hgb_regressor_pipeline(spec, loss="quantile", quantile=q, **_QUANTILE_PARAMS)
+        model = additive_pipeline(spec, pairs, loss="quantile", quantile=q, **_QUANTILE_PARAMS)
         bounds.append(model.fit(X.iloc[fit_idx], y_arr[fit_idx]))
     lo = bounds[0].predict(X.iloc[cal_idx])
     hi = bounds[1].predict(X.iloc[cal_idx])
@@ -93,7 +99,7 @@ def fit_interval(
         "conformal_level": INTERVAL_LEVEL,
         "rows_quantile_fit": int(len(fit_idx)),
         "rows_calibration": int(n_cal),
-        "quantile_models": f"histogram gradient-boosting, quantile loss q={alpha / 2:.2f} and q={1 - alpha / 2:.2f}, {_QUANTILE_PARAMS}",
+        "quantile_models": f"boosted additive models with the central model's terms and directions, quantile loss q={alpha / 2:.2f} and q={1 - alpha / 2:.2f}, {_QUANTILE_PARAMS}",
         "interval_method": "conformalized quantile regression (Romano et al. 2019), split conformal on a calibration part of the training split",
     }
     return (central, ConformalShift(bounds[0], -shift), ConformalShift(bounds[1], shift)), facts
@@ -236,7 +242,10 @@ def train_model(
             log(f"cross-validating {cand.name}")
             results.append(cross_validate(name, cand, X_tr, y_tr, folds))
         ranked = sorted(results, key=lambda r: selection_key(name, r), reverse=True)
-        chosen, runner_up = ranked[0], ranked[1]
+        # served: the best candidate that honours the directions; runner-up: the best other one,
+        # kept to measure what the constraints and the additive form cost
+        chosen = next(r for r in ranked if r.candidate.served)
+        runner_up = next(r for r in ranked if not r.candidate.served)
 
         extra: dict[str, Any] = {
             "seed": SEED,
@@ -263,13 +272,24 @@ def train_model(
 
         log(f"fitting {chosen.candidate.name}")
         model: Any = fit_candidate(spec, chosen.candidate, chosen.params, X_tr, y_tr)
+        if threshold is not None:
+            extra.update(trust.maybe_recalibrate(model, y_tr, chosen.oof, spec.classes[1]))
+            if extra["recalibrated"]:  # the threshold was chosen on the uncalibrated probabilities
+                a, b = extra["recalibration"]["logit_slope"], extra["recalibration"]["logit_intercept"]
+                z = np.log(np.clip(chosen.oof[:, 1], 1e-12, 1)) - np.log(np.clip(chosen.oof[:, 0], 1e-12, 1))
+                recal = 1 / (1 + np.exp(-(a * z + b)))
+                threshold = best_threshold(y_tr, recal, spec.classes, cfg.min_recall)
+                extra["threshold"] = threshold
         runner_model: Any = fit_candidate(spec, runner_up.candidate, runner_up.params, X_tr, y_tr)
         runner_threshold = threshold
         if threshold is not None:
             runner_threshold = best_threshold(y_tr, runner_up.oof[:, 1], spec.classes, cfg.min_recall)
+        references = {runner_up.candidate.name: runner_model}
+        for other in results:  # every unserved candidate: what the directions and the additive form cost
+            if not other.candidate.served and other is not runner_up:
+                references[other.candidate.name] = fit_candidate(spec, other.candidate, other.params, X_tr, y_tr)
         if spec.kind == "interval_regressor":
-            model, facts = fit_interval(spec, model, X_tr, y_tr)
-            runner_model, _ = fit_interval(spec, runner_model, X_tr, y_tr)
+            model, facts = fit_interval(spec, model, X_tr, y_tr, chosen.params.get("pairs", ()))
             extra.update(facts)
         if name == "heart":
             log("leave-one-site-out")
@@ -284,12 +304,29 @@ def train_model(
         artifact = out_dir / spec.artifact
         joblib.dump(model, artifact)
         saved = joblib.load(artifact)
-        metrics = metrics_from_outputs(name, y_te, predict_outputs(spec, saved, X_te), threshold)
+        served_outputs = predict_outputs(spec, saved, X_te)
+        metrics = metrics_from_outputs(name, y_te, served_outputs, threshold)
         extra["runner_up"] = runner_up.candidate.name
         extra["runner_up_test_metrics"] = metrics_from_outputs(
-            name, y_te, predict_outputs(spec, runner_model, X_te), runner_threshold
+            name, y_te, _point_outputs(spec, runner_model, X_te), runner_threshold
         )
+        if spec.kind == "interval_regressor":  # a reference has no interval
+            extra["runner_up_test_metrics"] = {
+                k: v for k, v in extra["runner_up_test_metrics"].items() if not k.startswith("interval")
+            }
         extra["runner_up_note"] = "for information only: the runner-up's test metrics were not used for any choice"
+        extra["constraints"] = trust.constraints(spec)
+        extra["constraint_cost"] = {
+            ref: bootstrap_difference(name, y_te, served_outputs, _point_outputs(spec, m, X_te), seed=SEED)
+            for ref, m in references.items()
+        }
+        extra["explanation"] = trust.explanation_method(spec)
+        central = saved[0] if isinstance(saved, tuple) else saved
+        extra["out_of_distribution"] = trust.out_of_distribution(central, X_tr, X_te)
+        if spec.kind == "classifier":
+            extra["calibration"] = trust.calibration(
+                spec, y_te, served_outputs, out_dir / f"{spec.artifact.rsplit('_', 1)[0]}_reliability.png"
+            )
         extra["target_notes"] = _target_notes(name, metrics)
         if cfg.notes:
             extra["notes"] = cfg.notes
@@ -326,6 +363,12 @@ def train_model(
         )
         write_card(card, out_dir / spec.card_file)
     return card
+
+
+def _point_outputs(spec: ModelSpec, model: Any, X: pd.DataFrame) -> np.ndarray:
+    """Outputs of a reference model; an interval regressor's reference repeats its central value as bounds."""
+    out = predict_outputs(spec, model, X)
+    return np.column_stack([out, out, out]) if spec.kind == "interval_regressor" and out.ndim == 1 else out
 
 
 def _jsonable(value: Any) -> Any:

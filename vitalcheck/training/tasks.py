@@ -13,6 +13,7 @@ from typing import Any, Literal
 from sklearn.pipeline import Pipeline
 
 from vitalcheck.training.pipelines import (
+    additive_pipeline,
     hgb_classifier_pipeline,
     hgb_regressor_pipeline,
     logistic_pipeline,
@@ -34,6 +35,9 @@ class Candidate:
         description: the estimator in words (becomes the card's ``estimator``).
         build: ``build(spec, **params)`` → an unfitted Pipeline.
         grid: parameter grid (``ParameterGrid`` form) of ``build``'s keyword arguments.
+        served: whether the candidate may be served: it honours the catalog's directions and
+            has exact additive explanations. The others are cross-validated and tested only to
+            measure what the constraints cost.
 
     """
 
@@ -41,6 +45,7 @@ class Candidate:
     description: str
     build: Callable[..., Pipeline]
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    served: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,36 @@ class TaskConfig:
 
 _LOGISTIC = "L2-regularised logistic regression"
 _HGB_CLF = "histogram gradient-boosting classifier"
+_ADDITIVE = (
+    "boosted additive model (gradient-boosted one-feature trees{pairs}; inputs clamped to the training range; "
+    "exact SHAP values){constraints}"
+)
+_ADDITIVE_GRID: dict[str, list[Any]] = {"max_leaf_nodes": [3, 6], "max_iter": [300], "learning_rate": [0.05]}
+
+
+def _additive(
+    pairs: tuple[tuple[str, str], ...] = (), multiclass: bool = False, **grid: list[Any]
+) -> tuple[Candidate, ...]:
+    """The served additive candidate and, for comparison, the same model without the directions."""
+    joined = "".join(f", a {a} x {b} term" for a, b in pairs)
+    full = {**_ADDITIVE_GRID, **grid, "pairs": [pairs]}
+    served = Candidate(
+        "additive_monotone",
+        _ADDITIVE.format(pairs=joined, constraints="" if multiclass else " with the catalog's monotonic constraints"),
+        additive_pipeline,
+        full,
+        served=True,
+    )
+    if multiclass:
+        return (served,)
+    free = Candidate(
+        "additive_unconstrained",
+        _ADDITIVE.format(pairs=joined, constraints=" without direction constraints (reference)"),
+        additive_pipeline,
+        {**full, "constrained": [False]},
+    )
+    return served, free
+
 
 TASKS: dict[str, TaskConfig] = {
     "diabetes": TaskConfig(
@@ -84,6 +119,7 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.25,
         selection="roc_auc",
         candidates=(
+            *_additive(),
             Candidate(
                 "logistic_regression",
                 _LOGISTIC + " (median imputation, optional missing indicators and cubic splines, standardised)",
@@ -108,6 +144,7 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.25,
         selection="roc_auc",
         candidates=(
+            *_additive(),
             Candidate(
                 "logistic_regression",
                 _LOGISTIC + " (median imputation + missing indicators, one-hot)",
@@ -132,6 +169,7 @@ TASKS: dict[str, TaskConfig] = {
         selection="roc_auc",
         extra_metrics=("pr_auc",),
         candidates=(
+            *_additive(min_samples_leaf=[40]),
             Candidate(
                 "logistic_regression",
                 _LOGISTIC + " (balanced class weights, sigmoid-calibrated by 3-fold CV)",
@@ -167,6 +205,7 @@ TASKS: dict[str, TaskConfig] = {
         min_recall=0.97,
         positive_recall_name="malignant_recall",
         candidates=(
+            *_additive(),
             Candidate("logistic_regression", _LOGISTIC + " (standardised)", logistic_pipeline, {"C": [0.3, 1.0, 3.0]}),
             Candidate(
                 "hist_gradient_boosting", _HGB_CLF, hgb_classifier_pipeline, {"max_depth": [2, 3], "max_iter": [200]}
@@ -183,6 +222,7 @@ TASKS: dict[str, TaskConfig] = {
         selection="macro_f1",
         extra_metrics=("macro_f1",),
         candidates=(
+            *_additive(multiclass=True, min_samples_leaf=[20]),
             Candidate(
                 "logistic_regression",
                 "multinomial " + _LOGISTIC + " (standardised, one-hot)",
@@ -203,6 +243,14 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.2,
         selection="rmse",
         candidates=(
+            *_additive(
+                (
+                    ("adult_mortality_per_1000", "hiv_aids_deaths_per_1000"),
+                    ("income_composition_index", "schooling_years"),
+                ),
+                max_leaf_nodes=[6, 12],
+                min_samples_leaf=[10],
+            ),
             Candidate(
                 "ridge",
                 "ridge regression (median imputation + missing indicators, log1p of skewed counts)",
@@ -241,6 +289,7 @@ TASKS: dict[str, TaskConfig] = {
         test_size=0.2,
         selection="rmse",
         candidates=(
+            *_additive((("smoker", "bmi_kg_m2"),)),
             Candidate(
                 "ridge",
                 "ridge regression on degree-2 polynomial features",
