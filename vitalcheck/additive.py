@@ -29,6 +29,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from vitalcheck.estimators import encode_labels
+
 ADDITIVITY_TOLERANCE = 1e-9
 """Largest |base + Σ SHAP − raw output| accepted when the tables are built."""
 
@@ -312,12 +314,7 @@ class AdditiveBoostingClassifier(ClassifierMixin, _AdditiveBoosting):
 
     def fit(self, X: Any, y: Sequence[Any]) -> AdditiveBoostingClassifier:
         """Fit on labels from ``classes``; raises ValueError for an unknown label."""
-        index = {label: i for i, label in enumerate(self.classes)}
-        labels = np.asarray(y, dtype=object)
-        unknown = sorted({str(v) for v in labels if v not in index})
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the classes {list(self.classes)}")
-        codes = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+        codes = encode_labels(y, self.classes)
         self.classes_ = np.asarray(self.classes, dtype=object)
         self._fit_tables(X, codes)
         return self

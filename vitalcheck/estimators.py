@@ -61,6 +61,21 @@ def to_category(X: pd.DataFrame | np.ndarray) -> np.ndarray:
     return frame.where(frame.notna(), MISSING_CATEGORY).map(str).to_numpy(dtype=object)
 
 
+def encode_labels(y: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
+    """Each label's index in ``classes``, shape (n,) int64.
+
+    Raises:
+        ValueError: a label is not one of ``classes`` (the message lists the unknown labels).
+
+    """
+    index = {label: i for i, label in enumerate(classes)}
+    labels = np.asarray(y, dtype=object)
+    unknown = sorted({str(v) for v in labels if v not in index})
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
+    return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+
+
 class CatalogOrderClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Fit a classifier on catalog class labels and keep the catalog's class order.
 
@@ -99,12 +114,7 @@ class CatalogOrderClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
             ValueError: a label is not one of ``classes``.
 
         """
-        index = {label: i for i, label in enumerate(self.classes)}
-        labels = np.asarray(y, dtype=object)
-        unknown = sorted({str(v) for v in labels if v not in index})
-        if unknown:
-            raise ValueError(f"labels {unknown} are not among the classes {list(self.classes)}")
-        codes = np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+        codes = encode_labels(y, self.classes)
         self.estimator_ = clone(self.estimator).fit(X, codes, **fit_params)
         self.classes_ = np.asarray(self.classes, dtype=object)
         return self
