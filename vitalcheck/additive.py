@@ -31,6 +31,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from vitalcheck.estimators import encode_labels
 
+KNOTS = 201
+"""Training quantiles (at most) on which a smoothed term is served as a piecewise-linear curve."""
+
+SMOOTHED_MIN_DISTINCT = 3
+"""Columns with fewer distinct training values (booleans, one-hot columns) keep their steps."""
+
 ADDITIVITY_TOLERANCE = 1e-9
 """Largest |base + Σ SHAP − raw output| accepted when the tables are built."""
 
@@ -61,9 +67,30 @@ def _walk(nodes: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 
 class _Tables:
-    """Step-function tables of one fitted model, for ``n_out`` outputs (classes or 1)."""
+    """Step-function tables of one fitted model, for ``n_out`` outputs (classes or 1), and the served terms.
 
-    def __init__(self, model: Any, n_columns: int, pairs: Sequence[tuple[int, int]], X_train: np.ndarray) -> None:
+    ``steps`` are the trees' one-column terms exactly (checked against the trees). The served
+    one-column terms differ in two ways, both part of the fitted model:
+
+    * a numeric column's step function is smoothed in quantile space (a Gaussian kernel over the
+      training rows' ranks; its standard deviation, ``smoothing``, is a share of the rows) and served as a piecewise-linear
+      curve on training quantiles: boosting piles steps on single thresholds, so a 0.1-unit change
+      could move a risk by 0.3; a positive kernel keeps every monotonic constraint;
+    * a column missing in fewer than ``min_missing`` training rows answers a missing value with
+      the mean of its term over the training rows, not with the side a handful of rows chose.
+
+    Pair terms are served as fitted (steps).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        n_columns: int,
+        pairs: Sequence[tuple[int, int]],
+        X_train: np.ndarray,
+        min_missing: int,
+        bandwidth: float,
+    ) -> None:
         trees = [[tree.nodes for tree in per_iter] for per_iter in model._predictors]
         n_out = len(trees[0])
         used: list[list[tuple[tuple[int, ...], np.ndarray]]] = [[] for _ in range(n_out)]
@@ -83,7 +110,7 @@ class _Tables:
         reps = [
             np.concatenate([t, [np.nextafter(t[-1], np.inf) if len(t) else 0.0], [np.nan]]) for t in self.thresholds
         ]
-        self.single = [np.zeros((n_out, len(r))) for r in reps]
+        self.steps = [np.zeros((n_out, len(r))) for r in reps]
         self.pair = {p: np.zeros((n_out, len(reps[p[0]]), len(reps[p[1]]))) for p in pairs}
         for k in range(n_out):
             for features, nodes in used[k]:
@@ -91,7 +118,7 @@ class _Tables:
                     (f,) = features
                     grid = np.zeros((len(reps[f]), n_columns))
                     grid[:, f] = reps[f]
-                    self.single[f][k] += _walk(nodes, grid)
+                    self.steps[f][k] += _walk(nodes, grid)
                 elif len(features) == 2:
                     a, b = features
                     ra, rb = np.meshgrid(reps[a], reps[b], indexing="ij")
@@ -99,9 +126,10 @@ class _Tables:
                     grid[:, a], grid[:, b] = ra.ravel(), rb.ravel()
                     self.pair[(a, b)][k] += _walk(nodes, grid).reshape(ra.shape)
         self.constant = np.zeros(n_out)  # set by the caller from the public raw predictions
-        # background expectations (the training rows) behind the SHAP values
         index = self.intervals(X_train)
-        self.single_mean = [t[:, index[:, j]].mean(axis=1) for j, t in enumerate(self.single)]
+        self._serve(X_train, index, min_missing, bandwidth)
+        # background expectations (the training rows) behind the SHAP values
+        self.single_mean = [self.term(j, X_train[:, j], index[:, j]).mean(axis=1) for j in range(n_columns)]
         self.pair_given_a = {}
         self.pair_given_b = {}
         self.pair_mean = {}
@@ -109,6 +137,43 @@ class _Tables:
             self.pair_given_a[(a, b)] = g[:, :, index[:, b]].mean(axis=2)  # E_z g(x_a, z_b), per interval of a
             self.pair_given_b[(a, b)] = g[:, index[:, a], :].mean(axis=1)  # E_z g(z_a, x_b), per interval of b
             self.pair_mean[(a, b)] = g[:, index[:, a], index[:, b]].mean(axis=1)
+
+    def _serve(self, X: np.ndarray, index: np.ndarray, min_missing: int, bandwidth: float) -> None:
+        """Build the served one-column terms: smoothed curves on quantile knots, and the missing values."""
+        self.knots: list[np.ndarray | None] = []
+        self.curves: list[np.ndarray | None] = []
+        self.missing = []
+        for j, steps in enumerate(self.steps):
+            present = ~np.isnan(X[:, j])
+            x = X[present, j]
+            fitted = steps[:, index[present, j]]  # (n_out, rows): the step term at the training rows
+            if bandwidth > 0 and len(np.unique(x)) >= SMOOTHED_MIN_DISTINCT and len(self.thresholds[j]):
+                knots = np.unique(np.quantile(x, np.linspace(0.0, 1.0, KNOTS)))
+                ranks = (np.argsort(np.argsort(x, kind="stable"), kind="stable") + 0.5) / len(x)
+                at = np.searchsorted(np.sort(x), knots, side="left") / len(x)  # the knots' ranks
+                weight = np.exp(-0.5 * ((at[:, None] - ranks[None, :]) / bandwidth) ** 2)
+                curve = (fitted @ weight.T) / weight.sum(axis=1)
+                self.knots.append(knots)
+                self.curves.append(curve)
+                served = np.stack([np.interp(x, knots, c) for c in curve])
+            else:
+                self.knots.append(None)
+                self.curves.append(None)
+                served = fitted
+            rare = int((~present).sum()) < min_missing
+            self.missing.append(served.mean(axis=1) if rare and present.any() else steps[:, -1])
+
+    def term(self, j: int, x: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The served one-column term ``j`` at values ``x`` (their interval ``index``), shape (n_out, n)."""
+        curve, knots = self.curves[j], self.knots[j]
+        if curve is None or knots is None:
+            out = self.steps[j][:, index]
+        else:
+            out = np.stack([np.interp(x, knots, c) for c in curve])
+        nan = np.isnan(x)
+        if nan.any():
+            out[:, nan] = self.missing[j][:, None]
+        return out
 
     def intervals(self, X: np.ndarray) -> np.ndarray:
         """Interval index per cell, shape (n, d); NaN → the last slot."""
@@ -119,21 +184,31 @@ class _Tables:
         return out
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """Σ of all terms + constant, shape (n, n_out)."""
+        """The served output: Σ of all served terms + constant, shape (n, n_out)."""
         index = self.intervals(X)
         total = np.tile(self.constant, (len(X), 1))
-        for j, t in enumerate(self.single):
+        for j in range(len(self.steps)):
+            total += self.term(j, X[:, j], index[:, j]).T
+        for (a, b), g in self.pair.items():
+            total += g[:, index[:, a], index[:, b]].T
+        return total
+
+    def step_raw(self, X: np.ndarray) -> np.ndarray:
+        """Σ of the trees' own terms + constant, shape (n, n_out): what the fitted trees answer."""
+        index = self.intervals(X)
+        total = np.tile(self.constant, (len(X), 1))
+        for j, t in enumerate(self.steps):
             total += t[:, index[:, j]].T
         for (a, b), g in self.pair.items():
             total += g[:, index[:, a], index[:, b]].T
         return total
 
     def shap(self, X: np.ndarray) -> np.ndarray:
-        """Per-column SHAP values, shape (n, d, n_out); Σ over columns = raw − base."""
+        """Per-column SHAP values of the served model, shape (n, d, n_out); Σ over columns = raw − base."""
         index = self.intervals(X)
-        out = np.zeros((len(X), len(self.single), len(self.constant)))
-        for j, t in enumerate(self.single):
-            out[:, j, :] = (t[:, index[:, j]] - self.single_mean[j][:, None]).T
+        out = np.zeros((len(X), len(self.steps), len(self.constant)))
+        for j in range(len(self.steps)):
+            out[:, j, :] = (self.term(j, X[:, j], index[:, j]) - self.single_mean[j][:, None]).T
         for (a, b), g in self.pair.items():
             ia, ib = index[:, a], index[:, b]
             both = g[:, ia, ib]
@@ -147,7 +222,7 @@ class _Tables:
         return out
 
     def base(self) -> np.ndarray:
-        """Mean raw output over the training rows, shape (n_out,)."""
+        """Mean served output over the training rows, shape (n_out,)."""
         return self.constant + sum(self.single_mean) + sum(self.pair_mean.values(), np.zeros_like(self.constant))
 
 
@@ -167,6 +242,7 @@ class _AdditiveBoosting(BaseEstimator):
         min_samples_leaf: int = 20,
         l2_regularization: float = 1.0,
         random_state: int = 0,
+        smoothing: float = 0.02,
     ) -> None:
         self.column_fields = column_fields
         self.monotonic_cst = monotonic_cst
@@ -177,6 +253,7 @@ class _AdditiveBoosting(BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.random_state = random_state
+        self.smoothing = smoothing
 
     def _hgb_params(self, n_columns: int) -> dict[str, Any]:
         pairs = [tuple(sorted(p)) for p in self.pairs]
@@ -212,25 +289,29 @@ class _AdditiveBoosting(BaseEstimator):
         self.model_ = self._estimator_type_hgb(**self._hgb_params(X.shape[1]), **hgb).fit(X, y)
         self.n_features_in_ = X.shape[1]
         pairs = [tuple(sorted(p)) for p in self.pairs]
-        tables = _Tables(self.model_, X.shape[1], pairs, X)  # type: ignore[arg-type]
-        tables.constant = (self._tree_raw(X) - tables.raw(X)).mean(axis=0)
+        tables = _Tables(self.model_, X.shape[1], pairs, X, self.min_samples_leaf, self.smoothing)  # type: ignore[arg-type]
+        tables.constant = (self._tree_raw(X) - tables.step_raw(X)).mean(axis=0)
         self.tables_ = tables
         worst = self.max_tree_difference(X)
         if not worst <= ADDITIVITY_TOLERANCE:
             raise ValueError(f"the trees are not additive in the declared terms (max error {worst:.3g})")
+        served = self.raw_output(X)
+        exact = float(np.max(np.abs(self.base_values() + self.shap_columns(X).sum(axis=1) - served)))
+        if not exact <= ADDITIVITY_TOLERANCE:
+            raise ValueError(f"the explanations do not add up to the served output (max error {exact:.3g})")
 
     def _tree_raw(self, X: np.ndarray) -> np.ndarray:
         raw = np.asarray(self._hgb_raw(X), dtype=np.float64)
         return raw.reshape(len(X), -1)
 
     def max_tree_difference(self, X: Any) -> float:
-        """Largest |tables − trees| of the raw output over rows of X: the tables' fidelity to the fitted trees.
+        """Largest |step tables − trees| of the raw output over rows of X: the tables read the trees right.
 
-        The answers are computed from the tables (a lookup per term, microseconds); the trees are
-        the fitted model of record, so training and every start-up compare the two.
+        The served terms are computed from those tables (smoothed, see :class:`_Tables`); training
+        and every start-up check that the tables behind them are the fitted trees.
         """
         X = self._clamp(X)
-        return float(np.max(np.abs(self.tables_.raw(X) - self._tree_raw(X)), initial=0.0))
+        return float(np.max(np.abs(self.tables_.step_raw(X) - self._tree_raw(X)), initial=0.0))
 
     def _hgb_raw(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -274,6 +355,8 @@ class AdditiveBoostingClassifier(ClassifierMixin, _AdditiveBoosting):
         column_fields: raw field of each input column (one-hot columns repeat their field).
         monotonic_cst: per column: 1 (output rises), -1 (falls) or 0; binary only.
         pairs: disjoint column pairs allowed a two-column term.
+        smoothing: standard deviation of the kernel that smooths each numeric term, as a share of
+            the training rows (0: serve the trees' steps).
         logit_slope, logit_intercept: binary recalibration of the log-odds, ``a·raw + b``
             (1 and 0: none); set from out-of-fold predictions by the trainer.
         other arguments: those of :class:`~sklearn.ensemble.HistGradientBoostingClassifier`.
@@ -294,6 +377,7 @@ class AdditiveBoostingClassifier(ClassifierMixin, _AdditiveBoosting):
         min_samples_leaf: int = 20,
         l2_regularization: float = 1.0,
         random_state: int = 0,
+        smoothing: float = 0.02,
         logit_slope: float = 1.0,
         logit_intercept: float = 0.0,
     ) -> None:
@@ -307,6 +391,7 @@ class AdditiveBoostingClassifier(ClassifierMixin, _AdditiveBoosting):
             min_samples_leaf,
             l2_regularization,
             random_state,
+            smoothing,
         )
         self.classes = classes
         self.logit_slope = logit_slope
@@ -378,6 +463,7 @@ class AdditiveBoostingRegressor(RegressorMixin, _AdditiveBoosting):
         min_samples_leaf: int = 20,
         l2_regularization: float = 1.0,
         random_state: int = 0,
+        smoothing: float = 0.02,
         loss: str = "squared_error",
         quantile: float | None = None,
     ) -> None:
@@ -391,6 +477,7 @@ class AdditiveBoostingRegressor(RegressorMixin, _AdditiveBoosting):
             min_samples_leaf,
             l2_regularization,
             random_state,
+            smoothing,
         )
         self.loss = loss
         self.quantile = quantile

@@ -115,7 +115,7 @@ DIRECTION_SOURCES: dict[str, str] = {
     "fluoroscopy_ca": "Detrano R et al. Am J Cardiol 1989;64:304-310 (the UCI heart data): vessels coloured by "
     "fluoroscopy mark coronary calcification, more vessels more disease.",
     "aha_stroke": "Meschia JF et al. Guidelines for the primary prevention of stroke, AHA/ASA. Stroke 2014;45:3754-3832 "
-    "(age, hypertension, diabetes/hyperglycaemia, cardiac disease and cigarette smoking raise stroke risk).",
+    "(age, hypertension, diabetes/hyperglycaemia, cardiac disease, cigarette smoking and obesity raise stroke risk).",
     "wdbc_nuclei": "Street WN, Wolberg WH, Mangasarian OL. Nuclear feature extraction for breast tumor diagnosis. "
     "SPIE 1905, 1993: malignant nuclei are larger (radius, perimeter, area) with more and deeper concavities.",
     "aca_rating": "US Affordable Care Act, 42 U.S.C. 300gg(a)(1): premiums may vary by age (up to 3:1) and tobacco use "
@@ -279,7 +279,7 @@ _STROKE_FEATURES = (
     _cat("work_type", "work_type", "Type of work.", ["Private", "Self-employed", "Govt_job", "children", "Never_worked"]),
     _cat("residence_type", "Residence_type", "Type of residence.", ["Urban", "Rural"]),
     _num("avg_glucose_mg_dl", "avg_glucose_level", "Average blood glucose.", "mg/dL", 40, 400, rises="aha_stroke"),
-    _num("bmi_kg_m2", "bmi", "Body-mass index (N/A in the source means missing).", "kg/m²", 10, 100, nullable=True),
+    _num("bmi_kg_m2", "bmi", "Body-mass index (N/A in the source means missing).", "kg/m²", 10, 100, nullable=True, rises="aha_stroke"),
     _cat("smoking_status", "smoking_status", "Smoking status.", ["formerly smoked", "never smoked", "smokes", "Unknown"], directions={"smokes": 1, "formerly smoked": 1, "never smoked": -1}, why="aha_stroke"),
 )
 # fmt: on
@@ -455,8 +455,8 @@ _LIFE_EXPECTANCY_FEATURES = (
     _num("population", "Population", "Population of the country.", "people", 0, 2000000000.0, nullable=True),
     _num("thinness_10_19_pct", " thinness  1-19 years", "Prevalence of thinness among 10-19-year-olds.", "%", 0, 100, nullable=True),
     _num("thinness_5_9_pct", " thinness 5-9 years", "Prevalence of thinness among 5-9-year-olds.", "%", 0, 100, nullable=True),
-    _num("income_composition_index", "Income composition of resources", "Human Development Index in terms of income composition (0-1).", "", 0, 1, nullable=True, zero=True, rises="preston_hdi"),
-    _num("schooling_years", "Schooling", "Expected years of schooling.", "years", 0, 25, nullable=True, zero=True, rises="preston_hdi"),
+    _num("income_composition_index", "Income composition of resources", "Human Development Index in terms of income composition (0-1; 0 in the source means missing, so the API takes 0.05 and above).", "", 0.05, 1, nullable=True, zero=True, rises="preston_hdi"),
+    _num("schooling_years", "Schooling", "Expected years of schooling (0 in the source means missing, so the API takes 0.5 and above).", "years", 0.5, 25, nullable=True, zero=True, rises="preston_hdi"),
 )
 # fmt: on
 

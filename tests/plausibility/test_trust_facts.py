@@ -34,6 +34,12 @@ MIN_MODELS_SHIFT_DETECTED = 5
 
 def _calibration_problems(facts, baseline_brier):
     problems = []
+    if facts.get("calibration_slope") is None:  # a class the test split separates perfectly: no slope to fit
+        if not facts.get("not_estimable"):
+            return ["no calibration slope and no reason given"]
+        if not 0.0 <= facts["brier_score"] < baseline_brier:
+            return [f"Brier {facts['brier_score']:.3g} does not beat the no-information {baseline_brier:.3g}"]
+        return []
     keys = ("calibration_slope", "calibration_slope_ci95", "expected_calibration_error", "brier_score")
     missing = [k for k in keys if k not in facts]
     if missing:
@@ -71,8 +77,8 @@ def test_calibration_facts(svc, name):
     for label, facts in per_class.items():
         report(
             "calibration (test split)",
-            f"{name}/{label}: slope {facts.get('calibration_slope', float('nan')):.3g} "
-            f"95% CI {[round(v, 3) for v in facts.get('calibration_slope_ci95', [])]}, "
+            f"{name}/{label}: slope {facts.get('calibration_slope') or float('nan'):.3g} "
+            f"95% CI {[round(v, 3) for v in facts.get('calibration_slope_ci95') or []]}, "
             f"ECE {facts.get('expected_calibration_error', float('nan')):.3g}, "
             f"Brier {facts.get('brier_score', float('nan')):.3g}",
         )

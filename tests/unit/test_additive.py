@@ -237,3 +237,57 @@ def test_pickle_round_trip_gives_identical_explanations(model):
     np.testing.assert_array_equal(base, base2)
     np.testing.assert_array_equal(shap, shap2)
     np.testing.assert_array_equal(_output(model, rows), _output(again, rows))
+
+
+# ---- served terms: smoothing and rarely missing fields ---------------------------------------------------
+
+
+def _step_data(n=3000, seed=11):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 2))
+    logit = np.where(X[:, 0] > 0, 1.5, -1.5) + 0.3 * X[:, 1]
+    y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "pos", "neg")
+    return X, y
+
+
+def test_smoothing_spreads_a_step_and_keeps_the_direction():
+    """A threshold effect: the trees serve it as one jump; the smoothed term ramps over a few % of the rows."""
+    X, y = _step_data()
+    grid = np.column_stack([np.linspace(-1, 1, 2001), np.zeros(2001)])
+    jumps = {}
+    for smoothing in (0.0, 0.02):
+        model = AdditiveBoostingClassifier(
+            classes=["neg", "pos"], column_fields=["a", "b"], monotonic_cst=[1, 0], smoothing=smoothing
+        ).fit(X, y)
+        raw = model.decision_function(grid)
+        assert np.all(np.diff(raw) >= -1e-12), smoothing  # the constraint survives the smoothing
+        jumps[smoothing] = float(np.max(np.diff(raw)))  # largest change over 0.1 % of the range
+        base, shap = model.explain(grid)
+        assert np.max(np.abs(base + shap.sum(axis=1)[:, 0] - raw)) <= 1e-9
+    assert jumps[0.0] > 1.0  # the steps jump by most of the 3 log-odds at once
+    assert jumps[0.02] < jumps[0.0] / 5
+
+
+def test_a_rarely_missing_field_answers_missing_with_its_mean():
+    """Three missing values in training (fewer than min_samples_leaf): a missing value scores the term's mean."""
+    X, y = _step_data()
+    X[:3, 0] = np.nan
+    model = AdditiveBoostingClassifier(classes=["neg", "pos"], column_fields=["a", "b"], min_samples_leaf=20).fit(X, y)
+    present = X[~np.isnan(X[:, 0])]
+    blanked = present.copy()
+    blanked[:, 0] = np.nan
+    shift = model.decision_function(present) - model.decision_function(blanked)
+    assert abs(float(shift.mean())) <= 1e-9  # missing = the mean of the term over the rows that have a value
+    assert float(np.abs(shift).max()) > 1.0  # ... which is not what every row gets
+
+
+def test_a_often_missing_field_keeps_what_the_data_say_about_missing():
+    """Missing in 30 % of training rows, and then mostly positive: the learned value stands."""
+    X, y = _step_data()
+    gone = np.arange(len(X)) % 3 == 0
+    X[gone, 0] = np.nan
+    y = np.where(gone, "pos", y)
+    model = AdditiveBoostingClassifier(classes=["neg", "pos"], column_fields=["a", "b"]).fit(X, y)
+    row = np.array([[np.nan, 0.0], [0.9, 0.0]])
+    missing, high = model.predict_proba(row)[:, 1]
+    assert missing > 0.9 and missing > high - 0.05

@@ -309,14 +309,14 @@ class TabularPredictor:
             for name, value in record.items():
                 feature = self._card_features[name]
                 if value is None:
-                    out.append(f"{where}{name}: missing; the model uses its learned value for a missing {name}")
+                    out.append(f"{where}{name}: missing; the model scores it with its value for a missing {name}")
                 elif feature.type in ("number", "integer") and feature.train_min is not None:
                     # training writes train_min and train_max together (model_cards.card_features)
                     if not feature.train_min <= float(value) <= cast(float, feature.train_max):
                         unit = f" {feature.unit}" if feature.unit else ""
                         out.append(
-                            f"{where}{name}: outside the training range {feature.train_min:g} to "
-                            f"{feature.train_max:g}{unit}; predicted as at the nearest edge of that range"
+                            f"{where}{name}: outside the training range {feature.train_min:.15g} to "
+                            f"{feature.train_max:.15g}{unit}; predicted as at the nearest edge of that range"
                         )
             if (ood[i] or 0.0) > OOD_WARNING_PERCENTILE:
                 record_name = f"{prefix}[{i}]" if prefix else "record"

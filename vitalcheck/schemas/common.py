@@ -169,7 +169,8 @@ class Contributor(BaseModel):
 
     feature: str = Field(description="Raw input field name.")
     value: float | int | bool | str | None = Field(
-        description="The value as submitted (null: missing; the model has a learned value for missing)."
+        description="The value as submitted (null: missing; the model has a value for missing: learned where "
+        "training had enough missing values, else the field's average effect)."
     )
     contribution: float = Field(
         description="Exact SHAP value of this field on the explanation's scale (log-odds for classifiers, "

@@ -213,8 +213,8 @@ def multiclass_calibration(
         confidence = max probability against correct = arg-max class is the label), ``n`` and ``classes``.
 
     Raises:
-        ValueError: shapes disagree, a label is not in ``classes``, or a per-class fit fails (a class
-            absent from ``y_labels``; see :func:`binary_calibration`).
+        ValueError: shapes disagree, or a label is not in ``classes``. A class whose slope cannot be
+            fitted (absent, or perfectly separated) gets ``None`` figures and ``not_estimable``.
 
     """
     labels = np.asarray(y_labels, dtype=object)
@@ -224,7 +224,7 @@ def multiclass_calibration(
         raise ValueError(f"proba has shape {prob.shape}, expected {(labels.size, len(names))}")
     if not np.isin(labels, np.asarray(names, dtype=object)).all():
         raise ValueError("every label must be one of classes")
-    per_class = {c: binary_calibration(labels == c, prob[:, k], n_boot=n_boot, seed=seed) for k, c in enumerate(names)}
+    per_class = {c: _class_calibration(labels == c, prob[:, k], n_boot, seed) for k, c in enumerate(names)}
     correct = np.asarray(names, dtype=object)[np.argmax(prob, axis=1)] == labels
     return {
         "per_class": per_class,
@@ -232,6 +232,25 @@ def multiclass_calibration(
         "n": int(labels.size),
         "classes": names,
     }
+
+
+def _class_calibration(y01: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
+    """:func:`binary_calibration`, or, for a class the probabilities separate perfectly, what can be said."""
+    try:
+        return binary_calibration(y01, p, n_boot=n_boot, seed=seed)
+    except ValueError as exc:
+        y = y01.astype(np.float64)
+        return {
+            "calibration_slope": None,
+            "calibration_slope_ci95": None,
+            "calibration_intercept": None,
+            "calibration_intercept_ci95": None,
+            "slope_ci_contains_1": None,
+            "not_estimable": str(exc),
+            "expected_calibration_error": expected_calibration_error(y, p),
+            "brier_score": float(np.mean((p - y) ** 2)),
+            "n": int(y.size),
+        }
 
 
 def reliability_diagram_png(

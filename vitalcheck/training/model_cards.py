@@ -231,6 +231,11 @@ def _interval(values: list[float]) -> str:
 
 
 def _calibration_row(label: str, cal: dict[str, Any]) -> str:
+    if cal.get("calibration_slope") is None:
+        return (
+            f"| {label} | not estimable ({cal.get('not_estimable', '')}) | | "
+            f"{cal['expected_calibration_error']:.3f} | {cal['brier_score']:.3f} |"
+        )
     return (
         f"| {label} | {cal['calibration_slope']:.2f} {_interval(cal['calibration_slope_ci95'])} | "
         f"{cal['calibration_intercept']:.2f} {_interval(cal['calibration_intercept_ci95'])} | "
