@@ -79,7 +79,8 @@ class _Tables:
     * a column missing in fewer than ``min_missing`` training rows answers a missing value with
       the mean of its term over the training rows, not with the side a handful of rows chose.
 
-    Pair terms are served as fitted (steps).
+    Pair terms are served as fitted (steps), except that a rarely missing partner's missing value
+    is its term's mean over the training rows given the other partner.
     """
 
     def __init__(
@@ -128,6 +129,16 @@ class _Tables:
         self.constant = np.zeros(n_out)  # set by the caller from the public raw predictions
         index = self.intervals(X_train)
         self._serve(X_train, index, min_missing, bandwidth)
+        self.pair_steps = {p: g.copy() for p, g in self.pair.items()}
+        for (a, b), g in self.pair.items():  # a rarely missing partner: its missing value at the term's mean
+            for column, axis in ((a, 1), (b, 2)):
+                present = ~np.isnan(X_train[:, column])
+                if int((~present).sum()) < min_missing and present.any():
+                    rows = index[present, column]
+                    if axis == 1:
+                        g[:, -1, :] = g[:, rows, :].mean(axis=1)
+                    else:
+                        g[:, :, -1] = g[:, :, rows].mean(axis=2)
         # background expectations (the training rows) behind the SHAP values
         self.single_mean = [self.term(j, X_train[:, j], index[:, j]).mean(axis=1) for j in range(n_columns)]
         self.pair_given_a = {}
@@ -199,7 +210,7 @@ class _Tables:
         total = np.tile(self.constant, (len(X), 1))
         for j, t in enumerate(self.steps):
             total += t[:, index[:, j]].T
-        for (a, b), g in self.pair.items():
+        for (a, b), g in self.pair_steps.items():
             total += g[:, index[:, a], index[:, b]].T
         return total
 

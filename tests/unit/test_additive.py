@@ -291,3 +291,19 @@ def test_a_often_missing_field_keeps_what_the_data_say_about_missing():
     row = np.array([[np.nan, 0.0], [0.9, 0.0]])
     missing, high = model.predict_proba(row)[:, 1]
     assert missing > 0.9 and missing > high - 0.05
+
+
+def test_a_rarely_missing_pair_partner_answers_missing_with_its_mean():
+    """In a two-field term too: a partner never missing in training scores a missing value at the term's mean."""
+    X, y = _step_data()
+    X[:, 1] = X[:, 0] * 0.5 + X[:, 1]
+    model = AdditiveBoostingClassifier(classes=["neg", "pos"], column_fields=["a", "b"], pairs=[(0, 1)]).fit(X, y)
+    blanked = X[:20].copy()
+    blanked[:, 0] = np.nan
+    for i, row in enumerate(blanked):  # missing a = the average answer over the training rows' values of a
+        filled = np.column_stack([X[:, 0], np.full(len(X), row[1])])
+        assert model.decision_function(row[None, :])[0] == pytest.approx(
+            float(model.decision_function(filled).mean()), abs=1e-9
+        ), i
+    base, shap = model.explain(blanked)
+    assert np.max(np.abs(base + shap.sum(axis=1)[:, 0] - model.decision_function(blanked))) <= 1e-9
