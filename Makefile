@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install VitalCheck with its training and test extras
 
 models: $(STAMP) ## (re)train the seven tabular models and rebuild both reference tables from $(DATA_DIR)
-	$(BIN)/python -m vitalcheck.training train --data-dir $(DATA_DIR)
+	MPLCONFIGDIR=$(CURDIR)/build/matplotlib $(BIN)/python -m vitalcheck.training train --data-dir $(DATA_DIR)
 
 artifacts: $(STAMP) ## build the artifacts only if some are missing or were built by an older VitalCheck
 	@if $(ARTIFACTS_PRESENT); then echo "artifacts present (make models rebuilds them)"; \
