@@ -66,6 +66,15 @@ def _walk(nodes: np.ndarray, X: np.ndarray) -> np.ndarray:
         at[rows] = np.where(left, node["left"], node["right"])
 
 
+def probabilities(raw: np.ndarray) -> np.ndarray:
+    """Class probabilities from raw scores: (n,) log-odds → (n, 2) by the logistic; (n, K) → softmax."""
+    if raw.ndim == 1:
+        positive = 1.0 / (1.0 + np.exp(-raw))
+        return np.column_stack([1.0 - positive, positive])
+    shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 class _Tables:
     """Step-function tables of one fitted model, for ``n_out`` outputs (classes or 1), and the served terms.
 
@@ -425,12 +434,7 @@ class AdditiveBoostingClassifier(ClassifierMixin, _AdditiveBoosting):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in ``classes`` order."""
-        raw = self.decision_function(X)
-        if raw.ndim == 1:
-            positive = 1.0 / (1.0 + np.exp(-raw))
-            return np.column_stack([1.0 - positive, positive])
-        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return probabilities(self.decision_function(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row, shape (n,)."""

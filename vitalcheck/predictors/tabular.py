@@ -24,7 +24,7 @@ import pandas as pd
 import sklearn
 from pydantic import BaseModel
 
-from vitalcheck.additive import ADDITIVITY_TOLERANCE
+from vitalcheck.additive import ADDITIVITY_TOLERANCE, probabilities
 from vitalcheck.cards import CURRENT_TABULAR_FORMAT, ArtifactCheckError, ModelCard, verify_artifact
 from vitalcheck.catalog import ModelSpec
 from vitalcheck.estimators import ConformalShift
@@ -109,6 +109,8 @@ class TabularPredictor:
         self.estimator = estimator
         self.info = info
         self._card_features = {f.name: f for f in card.features}
+        fields = self.pipeline().named_steps["model"].field_names()
+        self._field_order = [fields.index(name) for name in spec.feature_names]  # model fields → catalog order
 
     @classmethod
     def load(cls, spec: ModelSpec, directory: Path, tag: str) -> TabularPredictor:
@@ -255,14 +257,13 @@ class TabularPredictor:
         encoded = steps["preprocess"].transform(frame)
         model = steps["model"]
         base, shap = model.explain(encoded)
-        order = [model.field_names().index(name) for name in self.spec.feature_names]
         raw = model.decision_function(encoded) if hasattr(model, "decision_function") else model.predict(encoded)
         return Explained(
             frame=frame,
             encoded=encoded,
             raw=np.asarray(raw, dtype=np.float64).reshape(len(records), -1),
             base=np.asarray(base, dtype=np.float64),
-            shap=shap[:, order, :],
+            shap=shap[:, self._field_order, :],
             ood=steps["domain"].percentile(encoded),
         )
 
@@ -365,7 +366,7 @@ class BinaryRiskPredictor(TabularPredictor):
     def predict(self, records: Sequence[BaseModel], *, moderate: float, high: float) -> list[Any]:
         """See :meth:`TabularPredictor.predict`; contributions on the log-odds scale."""
         dumped, explained = self._dumped(records)
-        probability = 1.0 / (1.0 + np.exp(-explained.raw[:, 0]))
+        probability = probabilities(explained.raw[:, 0])[:, 1]
         contributors = self.ranked(explained, dumped)
         return [
             RiskPrediction(
@@ -408,9 +409,8 @@ class MulticlassPredictor(TabularPredictor):
         """See :meth:`TabularPredictor.predict`; top contributors explain each record's most probable class."""
         dumped, explained = self._dumped(records)
         classes = self.spec.classes
-        shifted = np.exp(explained.raw - explained.raw.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        winners = probabilities.argmax(axis=1)
+        per_class = probabilities(explained.raw)
+        winners = per_class.argmax(axis=1)
         contributors = self.ranked(explained, dumped, winners)
         return [
             ClassPrediction(
@@ -420,7 +420,7 @@ class MulticlassPredictor(TabularPredictor):
                 explanations={cls: self.explanation(explained, i, j) for j, cls in enumerate(classes)},
                 ood_percentile=float(explained.ood[i]),
             )
-            for i, (probs, k, c) in enumerate(zip(probabilities, winners, contributors, strict=True))
+            for i, (probs, k, c) in enumerate(zip(per_class, winners, contributors, strict=True))
         ]
 
     def scale(self, k: int = 0) -> str:
