@@ -29,16 +29,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from vitalcheck.compiled import ADDITIVITY_TOLERANCE, probabilities
 from vitalcheck.estimators import encode_labels
+
+__all__ = ["ADDITIVITY_TOLERANCE", "AdditiveBoostingClassifier", "AdditiveBoostingRegressor", "probabilities"]
 
 KNOTS = 201
 """Training quantiles (at most) on which a smoothed term is served as a piecewise-linear curve."""
 
 SMOOTHED_MIN_DISTINCT = 3
 """Columns with fewer distinct training values (booleans, one-hot columns) keep their steps."""
-
-ADDITIVITY_TOLERANCE = 1e-9
-"""Largest |base + Σ SHAP − raw output| accepted when the tables are built."""
 
 TREES_READ_WITH = "1.9"
 """scikit-learn minor version whose private tree layout (``_predictors[i][k].nodes``) this reads."""
@@ -64,15 +64,6 @@ def _walk(nodes: np.ndarray, X: np.ndarray) -> np.ndarray:
         x = X[rows, node["feature_idx"]]
         left = np.where(np.isnan(x), node["missing_go_to_left"].astype(bool), x <= node["num_threshold"])
         at[rows] = np.where(left, node["left"], node["right"])
-
-
-def probabilities(raw: np.ndarray) -> np.ndarray:
-    """Class probabilities from raw scores: (n,) log-odds → (n, 2) by the logistic; (n, K) → softmax."""
-    if raw.ndim == 1:
-        positive = 1.0 / (1.0 + np.exp(-raw))
-        return np.column_stack([1.0 - positive, positive])
-    shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 class _Tables:

@@ -52,9 +52,12 @@ class VitalCheckAPI:
         }
 
     # ---- tabular ----------------------------------------------------------------------------
-    def _score(self, name: str, records: Sequence[BaseModel]) -> list[Any]:
-        return self.registry.tabular[name].predict(
-            records, moderate=self.settings.risk_moderate_threshold, high=self.settings.risk_high_threshold
+    def _answer(self, name: str, records: Sequence[BaseModel], prefix: str = "") -> tuple[list[Any], list[list[str]]]:
+        return self.registry.tabular[name].answer(
+            records,
+            moderate=self.settings.risk_moderate_threshold,
+            high=self.settings.risk_high_threshold,
+            prefix=prefix,
         )
 
     def single(self, name: str, record: BaseModel) -> Envelope:
@@ -63,30 +66,22 @@ class VitalCheckAPI:
         return envelope
 
     def single_many(self, name: str, records: Sequence[BaseModel]) -> list[Envelope]:
-        """Answer several single-record requests of model ``name`` with one vectorised predict call.
+        """Answer several single-record requests of model ``name`` with one compiled pass.
 
         Returns:
             One envelope per record, in order, each exactly what :meth:`single` answers for that
             record alone (its own warnings, unprefixed). Used by the service's micro-batcher.
 
         """
-        predictor = self.registry.tabular[name]
-        return [
-            Envelope(
-                model=predictor.info,
-                prediction=prediction,
-                warnings=predictor.warnings([record.model_dump()], [prediction.ood_percentile]),
-            )
-            for record, prediction in zip(records, self._score(name, records), strict=True)
-        ]
+        info = self.registry.tabular[name].info
+        predictions, warnings = self._answer(name, records)
+        return [Envelope(model=info, prediction=p, warnings=w) for p, w in zip(predictions, warnings, strict=True)]
 
     def batch(self, name: str, records: Sequence[BaseModel]) -> BatchEnvelope:
-        """Score many records of tabular model ``name`` with one vectorised predict call."""
-        predictor = self.registry.tabular[name]
-        predictions = self._score(name, records)
-        ood = [p.ood_percentile for p in predictions]
-        warnings = predictor.warnings([r.model_dump() for r in records], ood, prefix="records")
-        return BatchEnvelope(model=predictor.info, predictions=predictions, warnings=warnings)
+        """Score many records of tabular model ``name`` with one compiled pass."""
+        predictions, warnings = self._answer(name, records, prefix="records")
+        flat = [w for per_record in warnings for w in per_record]
+        return BatchEnvelope(model=self.registry.tabular[name].info, predictions=predictions, warnings=flat)
 
     def file(self, name: str, path: Path) -> BatchEnvelope:
         """Score an uploaded CSV or Parquet file in the data set's own format (target column optional).

@@ -100,6 +100,11 @@ class ModelSpec:
         """File name of the JSON model card stored beside the artifact."""
         return self.artifact.rsplit(".", 1)[0] + ".card.json"
 
+    @property
+    def compiled_file(self) -> str:
+        """File name of the compiled serving form stored beside a tabular artifact (:mod:`vitalcheck.compiled`)."""
+        return self.artifact.rsplit(".", 1)[0] + ".compiled.npz"
+
 
 DIRECTION_SOURCES: dict[str, str] = {
     "ada": "American Diabetes Association. Standards of Care in Diabetes-2024, section 2: risk-based screening "

@@ -21,8 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.covariance import LedoitWolf
 from sklearn.exceptions import NotFittedError
 
-CLIP = 1e6
-"""Bound on the absolute value of a standardised value (so that ±inf gives a finite score)."""
+from vitalcheck.compiled import embed_rows, mahalanobis
 
 UNUSUAL_PERCENTILE = 99
 """A row is unusual when its percentile is strictly above this value."""
@@ -176,23 +175,8 @@ class TrainingDomain(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
 
     def _embed(self, data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Rows (n, d) → preprocessed space (n, d + m): standardised, clipped, NaN → 0, indicators."""
-        d = self.n_features_in_
-        missing = np.isnan(data)
-        z = np.empty((data.shape[0], d + self.missing_columns_.size), dtype=np.float64)
-        standard = z[:, :d]
-        with np.errstate(over="ignore"):  # a huge finite value overflows to ±inf, then is clipped
-            np.subtract(data, self.mean_, out=standard)
-            np.divide(standard, self.scale_, out=standard)
-        np.minimum(standard, CLIP, out=standard)  # NaN stays NaN here ...
-        np.maximum(standard, -CLIP, out=standard)
-        np.copyto(standard, 0.0, where=missing)  # ... and becomes the mean here
-        z[:, d:] = missing[:, self.missing_columns_]
-        return z
+        return embed_rows(data, self.mean_, self.scale_, self.missing_columns_)
 
     def _mahalanobis(self, z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Preprocessed rows (n, d + m) → squared Mahalanobis distances (n,), clipped at 0; ``z`` is overwritten."""
-        diff = np.subtract(z, self.location_, out=z)
-        # einsum without BLAS: a row's score does not depend on how many rows are scored with it
-        # (a matrix product's rounding does, and a tie with a training score would move the percentile)
-        scores = np.einsum("ij,jk,ik->i", diff, self.precision_, diff, optimize=False)
-        return np.maximum(scores, 0.0, out=scores)
+        return mahalanobis(z, self.location_, self.precision_)

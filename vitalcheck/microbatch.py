@@ -3,10 +3,13 @@
 A :class:`MicroBatcher` queues each caller's item. While no batch is running, a batch starts
 at once with everything queued (at most ``max_batch`` items): a lone request is never held
 back waiting for company (no timer), and under load every request that arrived while the
-previous batch was computing rides in the next one. A VitalCheck tabular prediction costs a
-near-fixed few milliseconds of pandas and scikit-learn overhead per call plus a small fraction
-of that per record, so under concurrency this multiplies throughput and adds nothing at
-concurrency 1 (measured in docs/BENCHMARKS.md).
+previous batch was computing rides in the next one. A compiled VitalCheck tabular prediction
+costs a near-fixed ~0.1 ms of NumPy calls per batch plus a few microseconds per record, so under
+concurrency this multiplies throughput and adds nothing at concurrency 1 (docs/BENCHMARKS.md).
+
+By default ``score`` runs on the event loop itself: handing ~0.1 ms of work to a worker thread
+costs more than the work (the thread hop, and the GIL held by the loop meanwhile). Pass
+``in_thread=True`` for a ``score`` that takes long enough to stall other requests.
 
 BentoML's own adaptive batching (``@bentoml.api(batchable=True)``) is not used for the
 single-record endpoints because it turns the request body into a JSON array.
@@ -25,12 +28,12 @@ class MicroBatcher:
     """Merge concurrent calls of ``score`` made on one event loop.
 
     Args:
-        score: maps a list of items to a list of results of the same length and order. It runs
-            in a worker thread, so the event loop keeps accepting requests meanwhile. If it raises
+        score: maps a list of items to a list of results of the same length and order. If it raises
             on a batch, each item of that batch is scored alone, so one bad item fails only its
             own caller.
         max_batch: most items per call of ``score`` (≥ 1; 1 disables merging).
         observe: called with the size of every batch (e.g. a Prometheus histogram's ``observe``).
+        in_thread: run ``score`` in a worker thread rather than on the event loop.
 
     Raises:
         ValueError: ``max_batch`` < 1.
@@ -42,12 +45,14 @@ class MicroBatcher:
         score: Callable[[Sequence[Any]], Sequence[Any]],
         max_batch: int = 64,
         observe: Callable[[int], None] | None = None,
+        in_thread: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.score = score
         self.max_batch = max_batch
         self.observe = observe
+        self.in_thread = in_thread
         self.batches = 0
         """Number of calls of ``score`` made so far (retries of a failed batch included)."""
         self.items = 0
@@ -89,7 +94,7 @@ class MicroBatcher:
         self.items += len(items)
         if self.observe is not None:
             self.observe(len(items))
-        results = await anyio.to_thread.run_sync(self.score, items)
+        results = await anyio.to_thread.run_sync(self.score, items) if self.in_thread else self.score(items)
         if len(results) != len(items):
             raise ValueError(f"score returned {len(results)} results for {len(items)} items")
         return results

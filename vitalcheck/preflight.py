@@ -4,8 +4,9 @@ A half-loaded service is worse than a dead one, and BentoML restarts a worker wh
 ``__init__`` raises, so a worker that cannot load would restart in a loop. The service's
 ``@bentoml.on_deployment`` hook (run by ``bentoml serve`` once, before it spawns workers) calls
 :func:`check_before_workers`, which runs the workers' whole load, golden outputs included, in a
-child process: the serving process itself never imports scikit-learn or ONNX Runtime and stays
-small. Any failure exits with status 1 and one line per failed artifact, before a worker exists.
+child process, and more: it unpickles each tabular artifact and checks its compiled form and
+recorded answers against it live (a worker serves the compiled form and imports no scikit-learn).
+The serving process itself never imports scikit-learn or ONNX Runtime and stays small. Any failure exits with status 1 and one line per failed artifact, before a worker exists.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ CHECK_TIMEOUT_S = 120.0
 
 
 def full_check(locations: Mapping[str, StoredArtifact | None], reference_dir: Path) -> list[str]:
-    """The workers' own load (:meth:`vitalcheck.registry.Registry.load`), every check included.
+    """The workers' own load (:meth:`vitalcheck.registry.Registry.load`), with the pickles checked live.
 
     Each artifact's sha256 is checked against its card before it is opened, then its library
-    versions and its golden outputs; both tables must have their schema.
+    versions and its golden outputs, and each compiled form against its pickle; both tables
+    must have their schema.
 
     Returns:
         One message per failed artifact or table; empty when everything would load.
@@ -41,7 +43,7 @@ def full_check(locations: Mapping[str, StoredArtifact | None], reference_dir: Pa
     from vitalcheck.settings import get_settings
 
     try:
-        Registry.load(locations, reference_dir, get_settings())
+        Registry.load(locations, reference_dir, get_settings(), check_pickle=True)
     except ArtifactCheckError as exc:
         return exc.failures
     return []

@@ -2,7 +2,8 @@
 
 :meth:`Registry.load` is all-or-nothing: every artifact is checked against its model
 card's sha256 before it is unpickled or opened, every model must reproduce its golden
-outputs, and both reference tables must have their schema. Any failure raises one
+outputs (a tabular model: its compiled form, against the pickle's recorded answers too),
+and both reference tables must have their schema. Any failure raises one
 :class:`~vitalcheck.cards.ArtifactCheckError` naming every artifact that failed, so a
 half-loaded service never serves.
 """
@@ -49,13 +50,22 @@ class Registry:
     tables: Mapping[str, ModelInfo]
 
     @classmethod
-    def load(cls, locations: Mapping[str, StoredArtifact | None], reference_dir: Path, settings: Settings) -> Registry:
+    def load(
+        cls,
+        locations: Mapping[str, StoredArtifact | None],
+        reference_dir: Path,
+        settings: Settings,
+        *,
+        check_pickle: bool = False,
+    ) -> Registry:
         """Load and check all eight models and both tables.
 
         Args:
             locations: catalog name → where its artifact lies (None: not in the model store).
             reference_dir: folder of the two Parquet tables.
             settings: ONNX thread counts and image limits.
+            check_pickle: also unpickle each tabular artifact and check its compiled form against
+                it live (:meth:`TabularPredictor.load`); the check before workers does, a worker does not.
 
         Raises:
             ArtifactCheckError: one or more artifacts are missing, tampered, built with other
@@ -82,7 +92,10 @@ class Registry:
 
         tabular = {}
         for name, spec in TABULAR_MODELS.items():
-            tabular[name] = attempt(spec.artifact, lambda s=spec: TabularPredictor.load(s, **_kw(located(s.name))))
+            tabular[name] = attempt(
+                spec.artifact,
+                lambda s=spec: TabularPredictor.load(s, **_kw(located(s.name)), check_pickle=check_pickle),
+            )
         brain_tumor = attempt(
             BRAIN_TUMOR.artifact,
             lambda: ImagePredictor.load(

@@ -135,15 +135,15 @@ def faulty_predictions(monkeypatch):
     Stands for a predictor bug (a NaN, a probability above 1): the answer then fails its own
     response model inside the API method, after the request passed its input model.
     """
-    score = VitalCheckAPI._score
+    answer = VitalCheckAPI._answer
     mode = {"value": "submitted"}
 
-    def faulty(self, name, records):
-        predictions = score(self, name, records)
+    def faulty(self, name, records, prefix=""):
+        predictions, warnings = answer(self, name, records, prefix)
         bad = {"submitted": records[0].model_dump()["bmi_kg_m2"], "nan": math.nan, "two": 2.0}[mode["value"]]
-        return [type(p).model_validate({**p.model_dump(), "probability": bad}) for p in predictions]
+        return [type(p).model_validate({**p.model_dump(), "probability": bad}) for p in predictions], warnings
 
-    monkeypatch.setattr(VitalCheckAPI, "_score", faulty)
+    monkeypatch.setattr(VitalCheckAPI, "_answer", faulty)
     return mode
 
 
@@ -170,10 +170,10 @@ def test_500_for_an_answer_that_fails_its_response_model(http, caplog, faulty_pr
 
 
 def test_500_for_any_other_failure_has_the_same_body(http, caplog, monkeypatch):
-    def broken(self, name, records):
+    def broken(self, name, records, prefix=""):
         raise RuntimeError(f"cannot score {records[0].model_dump()['bmi_kg_m2']}")
 
-    monkeypatch.setattr(VitalCheckAPI, "_score", broken)
+    monkeypatch.setattr(VitalCheckAPI, "_answer", broken)
     response = http.post(DIABETES + "/batch", json={"records": [{**EXAMPLES["diabetes"], "bmi_kg_m2": SUBMITTED}]})
     assert shape(response, 500) == InternalError().body()
     assert str(SUBMITTED) not in response.text and str(SUBMITTED) not in server_log(caplog)

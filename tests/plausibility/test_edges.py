@@ -87,7 +87,8 @@ def test_beyond_training_range_answers_as_the_edge_and_warns(tasks, name):
         records = [{**row, f.name: v} for row in rows for v in grid]
         warned = {
             int(m.group(1))
-            for m in map(WARNED.match, task.predictor.warnings(records, [None] * len(records), "r"))
+            for per_record in task.predictor.warnings(task.predictor.explained(records), "r")
+            for m in map(WARNED.match, per_record)
             if m and m.group(2) == f.name
         }
         for i in range(len(rows)):

@@ -69,7 +69,7 @@ def test_extrapolation_warning_names_field_not_value(svc, service_module):
 
 def test_brain_tumor_reads_real_slices(svc, data_dir):
     for label in ("glioma", "meningioma", "notumor", "pituitary"):
-        answer = svc.brain_tumor(mri_test_image(data_dir, label))
+        answer = asyncio.run(svc.brain_tumor(mri_test_image(data_dir, label)))
         assert answer.prediction.predicted_class in answer.prediction.probabilities
 
 

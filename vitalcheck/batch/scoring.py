@@ -179,16 +179,13 @@ def score_frame(
     for i, message in errors.items():
         out["error"][i] = message
     if records:
-        predictions = predictor.predict(records, moderate=moderate, high=high)
-        dumped = [r.model_dump() for r in records]
-        for i, record, prediction in zip(positions, dumped, predictions, strict=True):
+        predictions, warnings = predictor.answer(records, moderate=moderate, high=high)
+        for i, prediction, warned in zip(positions, predictions, warnings, strict=True):
             for column, value in predictor.score_values(prediction).items():
                 out[column][i] = value
             out["ood_percentile"][i] = prediction.ood_percentile
             out["contributors"][i] = to_json(prediction.contributors).decode()
-            out["warnings"][i] = json.dumps(
-                predictor.warnings([record], [prediction.ood_percentile]), ensure_ascii=False
-            )
+            out["warnings"][i] = json.dumps(warned, ensure_ascii=False)
     return pd.DataFrame({c.name: out[c.name] for c in columns})
 
 
