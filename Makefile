@@ -58,7 +58,7 @@ image: artifacts ## the OCI image without Docker: Bento + buildah (packaging/bui
 image-test: artifacts ## build or reuse the image, run it with podman, compare every endpoint with in-process
 	VITALCHECK_IMAGE_TEST=1 $(BIN)/python -m pytest tests/image -m slow
 
-bench: artifacts ## compare reload-per-request, the original FastAPI design and VitalCheck (BENCH_QUICK=1: 2-3 min smoke run); report in benchmarks/results/ (docs/BENCHMARKS.md)
+bench: artifacts ## compare reload-per-request, the original FastAPI design and VitalCheck (BENCH_QUICK=1: ~4 min smoke run); report in benchmarks/results/ (docs/BENCHMARKS.md)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python -m benchmarks

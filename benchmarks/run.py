@@ -1,23 +1,29 @@
-"""Run the whole comparison once and write the report.
+"""Run the whole comparison once and write the report (issue #14's targets first, then issue #5's).
 
 Order of events (one run, one machine, the same artifacts and request bodies for everyone):
 
 1. a private model store (``BENTOML_HOME`` under the results folder) filled by ``import_models.py``;
-2. the request bodies (:mod:`benchmarks.workloads`) and the batch-scoring chunks;
-3. start-up: every contender is cold-started ``startup_repeats`` times, one at a time, timing
+2. the request bodies (:mod:`benchmarks.workloads`: all seven single-record routes) and the
+   batch-scoring chunks;
+3. the in-process floor (:mod:`benchmarks.inprocess`, its own process, before any server runs so
+   that idle servers cannot disturb it): per-record compute of every tabular model,
+   ``VitalCheckAPI.batch`` rows/s of every tabular model, and the pickle's answers
+   (:mod:`benchmarks.reference`);
+4. start-up: every contender is cold-started ``startup_repeats`` times, one at a time, timing
    process start → first 200 from ``/readyz``; the last start stays up for the load;
-4. the in-process floor (:mod:`benchmarks.inprocess`, its own process);
-5. a correctness check: every contender's answer to every workload equals the floor's;
+5. a correctness check: every contender's answer to every workload against the floor's (the
+   fields the original design returns) and against the pickle's: largest numeric difference;
 6. the load matrix: for each workload and concurrency, every contender in turn (the order
    rotates from cell to cell), closed loop with ``wrk`` for a fixed number of requests;
 7. resident memory of every process of every contender (psutil, after the load);
 8. batch scoring of the 100,000 records through each server's batch endpoint, chunk after chunk;
 9. results.json, REPORT.md and the PNG plots (:mod:`benchmarks.report`).
 
-Environment: ``BENCH_QUICK=1`` (~1 minute smoke run), ``BENCH_OUT`` (results folder, default
-``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the one-setting variants of
-:data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to run only some),
-``BENCH_CONCURRENCIES`` (e.g. ``1,32``: other concurrency levels).
+Environment: ``BENCH_QUICK=1`` (smoke run, 3-4 minutes on 2 cores; the full run takes about 12),
+``BENCH_OUT`` (results folder, default ``benchmarks/results``), ``BENCH_LEVERS=1`` (adds the
+one-setting variants of :data:`LEVER_CONTENDERS`), ``BENCH_CONTENDERS`` (comma-separated keys to
+run only those; the only way to run the :data:`OPT_IN` ones), ``BENCH_CONCURRENCIES`` (e.g.
+``1,32``: other concurrency levels).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
+import math
 import os
 import platform
 import shutil
@@ -35,10 +42,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from benchmarks import loadgen, report
+from benchmarks.reference import as_json, difference, max_difference, outputs
 from benchmarks.servers import ROOT, THREAD_ENV, VENV_BIN, Server, bentoml_server, uvicorn_server
 from benchmarks.workloads import BATCH_MODEL, Workload, build, sample_records
+from vitalcheck.catalog import TABULAR_MODELS
 
 CONFIGS = Path(__file__).with_name("configs")
 
@@ -49,15 +59,19 @@ class Plan:
 
     Attributes:
         quick: smoke-test mode.
-        concurrencies: closed-loop concurrency levels.
+        concurrencies: closed-loop concurrency levels (both plans hold 32: issue #14's throughput targets).
         requests: responses per (workload, concurrency, contender) cell, by workload.
         reload_requests: the same for the reload-per-request contender (it is 10-100x slower).
+        per_connection: responses per connection at least, in every cell but the batch's.
         batch_concurrencies: concurrency levels of the 1,000-record batch workload.
         reload_concurrencies: concurrency levels the reload-per-request contender is run at.
         startup_repeats: cold starts timed per contender.
         scoring_rows: records scored in the batch-scoring comparison.
         scoring_chunk: records per batch request when scoring through a server.
         floor_iterations: timed in-process calls per single-record workload.
+        mri_iterations: timed in-process calls of the MRI workload.
+        batch_rows: records per tabular model in the in-process rows/s timing of ``VitalCheckAPI.batch``.
+        batch_repeats: timed batch calls per model (the median counts).
         rounds: each cell is split into this many interleaved rounds (fewer when a round
             would hold under 2 requests per connection).
 
@@ -67,41 +81,62 @@ class Plan:
     concurrencies: tuple[int, ...]
     requests: dict[str, int]
     reload_requests: dict[str, int]
+    per_connection: int
     batch_concurrencies: tuple[int, ...]
     reload_concurrencies: tuple[int, ...]
     startup_repeats: int
     scoring_rows: int
     scoring_chunk: int
     floor_iterations: int
+    mri_iterations: int
+    batch_rows: int
+    batch_repeats: int
     rounds: int
+
+
+def _counts(livez: int, single: int, mri: int, batch: int) -> dict[str, int]:
+    """Responses per cell by workload: ``single`` for each of the seven single-record routes."""
+    return {"livez": livez, **dict.fromkeys(TABULAR_MODELS, single), "mri": mri, "batch1000": batch}
 
 
 FULL = Plan(
     quick=False,
     concurrencies=(1, 8, 32, 64),
-    requests={"livez": 2000, "diabetes": 128, "stroke": 96, "insurance": 96, "mri": 192, "batch1000": 12},
-    reload_requests={"livez": 2000, "diabetes": 48, "stroke": 48, "insurance": 24, "mri": 48, "batch1000": 8},
+    requests=_counts(livez=2000, single=128, mri=192, batch=24),
+    reload_requests=_counts(livez=2000, single=32, mri=48, batch=8),
+    per_connection=24,
     batch_concurrencies=(1, 8),
     reload_concurrencies=(1, 8),
     startup_repeats=2,
     scoring_rows=100_000,
     scoring_chunk=10_000,
-    floor_iterations=100,
+    floor_iterations=2000,
+    mri_iterations=100,
+    batch_rows=10_000,
+    batch_repeats=5,
     rounds=4,
 )
 QUICK = Plan(
     quick=True,
-    concurrencies=(1, 8),
-    requests={"livez": 300, "diabetes": 32, "stroke": 32, "insurance": 32, "mri": 32, "batch1000": 2},
-    reload_requests={"livez": 300, "diabetes": 8, "stroke": 8, "insurance": 4, "mri": 8, "batch1000": 1},
+    concurrencies=(1, 32),
+    requests=_counts(livez=600, single=96, mri=48, batch=12),
+    reload_requests=_counts(livez=300, single=8, mri=8, batch=1),
+    per_connection=24,
     batch_concurrencies=(1,),
     reload_concurrencies=(1,),
     startup_repeats=1,
     scoring_rows=5_000,
     scoring_chunk=5_000,
-    floor_iterations=20,
-    rounds=2,
+    floor_iterations=500,
+    mri_iterations=20,
+    batch_rows=2_000,
+    batch_repeats=5,
+    rounds=3,
 )
+
+
+ORIGINAL_BASELINE = report.ORIGINAL_BASELINE
+"""What the original design (issue #14's baseline) does, as the report labels it."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +151,9 @@ class Contender:
         env: extra environment (e.g. ``BENTOML_CONFIG``).
         note: what it is, for the report.
         load: False for a start-up-only lever (timed and measured, then stopped before the load).
+        explains: whether its tabular answers carry VitalCheck's explanation fields (contributors,
+            explanation(s), ``ood_percentile``); the FastAPI contenders answer with the pickle's
+            outputs alone, and only those are checked against the pickle.
 
     """
 
@@ -126,6 +164,7 @@ class Contender:
     env: tuple[tuple[str, str], ...] = ()
     note: str = ""
     load: bool = True
+    explains: bool = True
 
 
 CONTENDERS = [
@@ -134,14 +173,17 @@ CONTENDERS = [
         "reload-per-request (FastAPI)",
         "uvicorn",
         "benchmarks.apps.reload_per_request",
-        note="joblib.load / new InferenceSession inside every handler",
+        note="the original design, but joblib.load (MRI: a new InferenceSession) inside every handler",
+        explains=False,
     ),
     Contender(
         "original",
         "original design (FastAPI)",
         "uvicorn",
         "benchmarks.apps.original_design",
-        note="lifespan loads the registry into app.state, Depends hands it to sync routes; 1 uvicorn worker",
+        note=ORIGINAL_BASELINE + " (lifespan: joblib.load of the seven pickles + the ONNX graph into app.state, "
+        "Depends hands them to sync routes; 1 uvicorn worker)",
+        explains=False,
     ),
     Contender(
         "vitalcheck",
@@ -195,10 +237,21 @@ LEVER_CONTENDERS = [
 ]
 """Levers measured as extra contenders when BENCH_LEVERS=1 (each one setting changed from the shipped service)."""
 
+OPT_IN = {"reload"}
+"""Contenders run only when ``BENCH_CONTENDERS`` names them: reload-per-request (issue #5's
+baseline) is no part of issue #14's targets and would take minutes on seven routes."""
+
+COMMAND_VARIABLES = {"BENCH_QUICK", "BENCH_LEVERS", "BENCH_CONTENDERS", "BENCH_CONCURRENCIES"}
+"""Environment variables that change what a run measures, named in the report's command."""
+
 
 def machine() -> dict:
     """CPU model, cores, memory, load average and software versions of this run."""
-    info = {"cpu": platform.processor() or "unknown", "cores": os.cpu_count(), "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "cpu": platform.processor() or "unknown",
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         for line in lscpu.splitlines():
@@ -285,41 +338,55 @@ def _comparable(answer: dict) -> dict:
     return {k: v for k, v in answer.items() if k != "model"}
 
 
-def max_difference(a, b) -> float:
-    """Largest absolute difference between two JSON documents' numbers (inf if their shapes differ)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return float("inf")
-        return max((max_difference(a[k], b[k]) for k in a), default=0.0)
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return float("inf")
-        return max((max_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
-    if isinstance(a, bool | str | None) or isinstance(b, bool | str | None):
-        return 0.0 if a == b else float("inf")
-    return abs(a - b)
+def check_answers(
+    servers: dict[str, Server], workloads: dict[str, Workload], floors: dict, outputs_only: frozenset[str] = frozenset()
+) -> dict:
+    """How far every contender's answer to every workload is from the floor's and from the pickle's.
 
+    Against the floor (and so against each other) only the fields the original design returns
+    are compared when it runs (VitalCheck's answers carry more), the ``model`` block aside;
+    against the pickle, the prediction fields of :func:`benchmarks.reference.pickle_predictions`
+    (for the contenders in ``outputs_only``, which return no explanation, only the outputs:
+    :func:`benchmarks.reference.outputs`).
 
-def check_answers(servers: dict[str, Server], workloads: dict[str, Workload], floors: dict) -> dict:
-    """Whether every contender answers every workload exactly as the in-process floor does."""
-    result = {}
+    Returns:
+        ``{contender: {workload: {"status", "vs_floor", "vs_pickle"}}}``: the largest absolute
+        differences of the numeric fields (``"mismatch"``: a field missing or a string differs;
+        ``vs_pickle`` is None for the MRI upload, which has no pickle).
+
+    """
+    answers: dict[str, dict[str, tuple[int, dict | None]]] = {}
     for key, server in servers.items():
-        result[key] = {}
+        answers[key] = {}
         for name, workload in workloads.items():
-            if workload.kind == "trivial":
+            if workload.kind != "trivial":
+                status, body = post(server.port, workload)
+                answers[key][name] = (status, json.loads(body) if status == 200 else None)
+    result: dict = {}
+    for key, by_workload in answers.items():
+        result[key] = {}
+        for name, (status, answer) in by_workload.items():
+            if answer is None:
+                result[key][name] = {"status": status, "vs_floor": "mismatch", "vs_pickle": "mismatch"}
                 continue
-            status, body = post(server.port, workload)
-            if status != 200:
-                result[key][name] = f"DIFFERENT (HTTP {status})"
-                continue
-            got, want = _comparable(json.loads(body)), _comparable(floors[name]["response"])
-            difference = max_difference(got, want)
-            if got == want:
-                result[key][name] = "identical"
-            elif difference <= 1e-12:
-                result[key][name] = f"equal within {difference:.0e}"
+            original = answers.get("original", {}).get(name, (0, None))[1]
+            fields = _comparable(original) if original is not None else None
+            vs_floor = max_difference(_comparable(answer), _comparable(floors[name]["response"]), fields)
+            reference = floors[name].get("pickle")
+            if reference is not None and key in outputs_only:
+                reference = [outputs(r) for r in reference] if isinstance(reference, list) else outputs(reference)
+            if reference is None:
+                vs_pickle = None
+            elif workloads[name].kind == "batch":
+                served = answer.get("predictions", [])
+                vs_pickle = max(map(difference, served, reference)) if len(served) == len(reference) else math.inf
             else:
-                result[key][name] = f"DIFFERENT (max difference {difference:.3g})"
+                vs_pickle = difference(answer.get("prediction"), reference)
+            result[key][name] = {
+                "status": status,
+                "vs_floor": as_json(vs_floor),
+                "vs_pickle": None if vs_pickle is None else as_json(vs_pickle),
+            }
     return result
 
 
@@ -337,7 +404,7 @@ def score_through(server: Server, chunks: list[Path], route: str, warmup: bytes)
             response = connection.getresponse()
             answer = response.read()
             if response.status == 200:
-                rows += answer.count(b'"risk_level"')  # one per prediction; cheaper than parsing
+                rows += answer.count(b'"probability"')  # one per prediction (every contender); cheaper than parsing
             else:
                 errors += 1
         seconds = time.perf_counter() - started
@@ -350,9 +417,11 @@ _JSON = {"Content-Type": "application/json"}
 
 
 def _requests(plan: Plan, key: str, workload: Workload, concurrency: int) -> int:
-    """Responses to collect in one cell: the plan's count, at least 2 per connection (1 for batches)."""
+    """Responses to collect in one cell: the plan's count, at least ``per_connection`` per connection
+    (reload-per-request: 2; batches: 1)."""
     budget = plan.reload_requests if key == "reload" else plan.requests
-    return max(budget[workload.name], concurrency * (1 if workload.kind == "batch" else 2))
+    least = 1 if workload.kind == "batch" else 2 if key == "reload" else plan.per_connection
+    return max(budget[workload.name], concurrency * least)
 
 
 def _combine(runs: list[tuple[loadgen.LoadResult, float]]) -> dict:
@@ -414,9 +483,9 @@ def main() -> int:
     for variable, value in THREAD_ENV.items():
         os.environ.setdefault(variable, value)
     levers = LEVER_CONTENDERS if os.environ.get("BENCH_LEVERS") == "1" else []
-    contenders = [*CONTENDERS, *levers]
+    contenders = [c for c in [*CONTENDERS, *levers] if c.key not in OPT_IN]
     if only := os.environ.get("BENCH_CONTENDERS"):
-        contenders = [c for c in contenders if c.key in only.split(",")]
+        contenders = [c for c in [*CONTENDERS, *LEVER_CONTENDERS] if c.key in only.split(",")]
     started = time.perf_counter()
     log = _logger(out / "bench.log")
     results: dict = {
@@ -425,7 +494,9 @@ def main() -> int:
         "machine": machine(),
         "load_before": load_average(),
         "contenders": [asdict(c) for c in contenders],
-        "command": "make bench" + (" BENCH_QUICK=1" if plan.quick else ""),
+        "command": " ".join(
+            ["make bench", *(f"{k}={v}" for k, v in sorted(os.environ.items()) if k in COMMAND_VARIABLES)]
+        ),
     }
     log(
         f"plan: {'quick' if plan.quick else 'full'}; load average {results['load_before']}; {results['machine']['cpu']}"
@@ -443,6 +514,30 @@ def main() -> int:
         chunks.append(chunk)
     results["workloads"] = {k: {"title": w.title, "path": w.path, "kind": w.kind} for k, w in workloads.items()}
     log(f"store, bodies and {len(chunks)} scoring chunks ready ({time.perf_counter() - started:.0f} s)")
+
+    floor_file = out / "inprocess.json"
+    subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "benchmarks.inprocess", "--bodies", str(out / "bodies")]
+        + ["--data-dir", str(data_dir), "--out", str(floor_file), "--iterations", str(plan.floor_iterations)]
+        + ["--mri-iterations", str(plan.mri_iterations), "--batch-rows", str(plan.batch_rows)]
+        + ["--batch-repeats", str(plan.batch_repeats), "--chunks", *map(str, chunks)],
+        cwd=ROOT,
+        env={**os.environ, **THREAD_ENV},
+        check=True,
+    )
+    inprocess = json.loads(floor_file.read_text())
+    results["floors"] = {
+        k: {f: v[f] for f in ("compute", "full", "pickle_difference") if f in v} for k, v in inprocess["floors"].items()
+    }
+    results["batch_throughput"] = inprocess["batch_throughput"]
+    results["scoring"] = {"inprocess": inprocess["batch_scoring"]}
+    log(f"in-process floor done, before any server starts ({time.perf_counter() - started:.0f} s)")
+    for name in TABULAR_MODELS:
+        batch = results["batch_throughput"][name]
+        log(
+            f"in-process {name:15} single p50 {results['floors'][name]['compute']['p50_ms']:.3f} ms; batch "
+            f"{batch['compute_rows_per_s']:,.0f} rows/s compute, {batch['full_rows_per_s']:,.0f} with JSON"
+        )
 
     servers: dict[str, Server] = {}
     results["startup_s"] = {}
@@ -465,22 +560,10 @@ def main() -> int:
         results["startup_breakdown"] = startup_breakdown(home)
         log(f"start-up breakdown of one VitalCheck process: {results['startup_breakdown']}")
 
-        floor_file = out / "inprocess.json"
-        subprocess.run(
-            [str(VENV_BIN / "python"), "-m", "benchmarks.inprocess", "--bodies", str(out / "bodies")]
-            + ["--data-dir", str(data_dir), "--out", str(floor_file), "--iterations", str(plan.floor_iterations)]
-            + ["--chunks", *map(str, chunks)],
-            cwd=ROOT,
-            env={**os.environ, **THREAD_ENV},
-            check=True,
-        )
-        inprocess = json.loads(floor_file.read_text())
-        results["floors"] = {k: {f: v[f] for f in ("compute", "full")} for k, v in inprocess["floors"].items()}
-        results["scoring"] = {"inprocess": inprocess["batch_scoring"]}
-        log(f"in-process floor done ({time.perf_counter() - started:.0f} s)")
-
-        results["answers"] = check_answers(servers, workloads, inprocess["floors"])
-        log(f"answers: {results['answers']}")
+        plain = frozenset(c.key for c in contenders if not c.explains)
+        results["answers"] = check_answers(servers, workloads, inprocess["floors"], plain)
+        for key, answers in results["answers"].items():
+            log(f"answers of {key}: " + ", ".join(f"{w} {a['vs_floor']}/{a['vs_pickle']}" for w, a in answers.items()))
 
         results["load"] = []
         warmed: set[tuple[str, str]] = set()

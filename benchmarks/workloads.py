@@ -1,7 +1,8 @@
 """The requests every contender receives: built once per run, written to files, replayed by ``wrk``.
 
-All bodies are real data: the schema examples (real records from the shared data sets), one real
-test-split brain MRI slice, and records sampled from the diabetes data set for the batches.
+All bodies are real data: the schema examples of all seven tabular models (``MODELS[name].example``:
+real records from the shared data sets), one real test-split brain MRI slice, and records sampled
+from the data sets for the batches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ MRI_TEST_IMAGE = ("glioma", 0)
 
 BATCH_MODEL = "diabetes"
 """Tabular model used for the 1,000-record batch workload and for batch scoring."""
+
+SINGLE_TITLES = {
+    "diabetes": "diabetes risk",
+    "heart": "heart disease risk",
+    "stroke": "stroke risk",
+    "breast_cancer": "breast cancer malignancy risk",
+    "sleep": "sleep disorder class (3 classes)",
+    "life_expectancy": "life expectancy in years",
+    "insurance": "insurance charges with 90 % interval",
+}
+"""Report titles of the single-record workloads: one per tabular model, in catalog order."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,7 @@ def build(out_dir: Path, data_dir: Path, batch_records: int = 1000) -> dict[str,
         Workloads by name, in report order.
 
     """
-    from vitalcheck.schemas import diabetes, insurance, stroke
+    from vitalcheck.catalog import TABULAR_MODELS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_type = "application/json"
@@ -112,32 +124,17 @@ def build(out_dir: Path, data_dir: Path, batch_records: int = 1000) -> dict[str,
     batch = {"records": sample_records(BATCH_MODEL, batch_records, data_dir)}
     workloads = [
         Workload("livez", "trivial endpoint (GET /livez): HTTP only", "GET", "/livez", "", "", "trivial", 0),
-        Workload(
-            "diabetes",
-            "diabetes risk, one record (JSON)",
-            "POST",
-            "/api/v1/risk/diabetes",
-            write("diabetes", json.dumps(diabetes.EXAMPLE).encode()),
-            json_type,
-            "single",
-        ),
-        Workload(
-            "stroke",
-            "stroke risk, one record (JSON)",
-            "POST",
-            "/api/v1/risk/stroke",
-            write("stroke", json.dumps(stroke.EXAMPLE).encode()),
-            json_type,
-            "single",
-        ),
-        Workload(
-            "insurance",
-            "insurance charges with 90 % interval, one record (JSON)",
-            "POST",
-            "/api/v1/insurance",
-            write("insurance", json.dumps(insurance.EXAMPLE).encode()),
-            json_type,
-            "single",
+        *(
+            Workload(
+                name,
+                f"{SINGLE_TITLES[name]}, one record (JSON)",
+                "POST",
+                spec.route,
+                write(name, json.dumps(spec.example).encode()),
+                json_type,
+                "single",
+            )
+            for name, spec in TABULAR_MODELS.items()
         ),
         Workload(
             "mri",

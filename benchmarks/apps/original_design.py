@@ -1,59 +1,81 @@
-"""Contender 2, the original design: FastAPI, everything loaded once in the lifespan, handed over with ``Depends``.
+"""Contender 2, the original design (issue #14's baseline): a FastAPI singleton calling the pickles.
 
-As described in ``shared/ORIGINAL_DESIGN.md``: the lifespan hook builds the registry before the
-first request and keeps it on ``app.state``; a dependency function hands it to each route; a load
-failure stops start-up. Here the registry is VitalCheck's own :class:`~vitalcheck.registry.Registry`
-(same checks: sha256, library versions, golden outputs) read from the artifacts folder, and the
-routes call the same :class:`~vitalcheck.api.VitalCheckAPI`, so the only difference from VitalCheck
-is the serving stack (FastAPI + uvicorn instead of BentoML). Sync routes, one uvicorn worker.
+As described in ``shared/ORIGINAL_DESIGN.md``: the lifespan hook loads every model once, before
+the first request, and keeps the registry on ``app.state``; a dependency function hands it to each
+route; a load failure stops start-up. The registry holds what ``joblib.load`` returns for each of
+the seven tabular pickles in the artifacts folder (no compiled form, no checks) and the ONNX
+brain-tumour graph. Each sync route validates its JSON body with the task's request model, builds a
+DataFrame of the record(s) and calls the pickle's ``predict_proba`` / ``predict`` once
+(:func:`~benchmarks.apps.common.pickle_answers`): the answer is the prediction alone, no
+contributions or explanation (issue #14: "FastAPI singleton calling the pickle on a DataFrame, as
+the original article does"). The MRI upload goes through VitalCheck's own image path
+(:meth:`~vitalcheck.api.VitalCheckAPI.brain_tumor`, unchanged by issue #14). One uvicorn worker.
 
 Run: ``uvicorn benchmarks.apps.original_design:app --host 127.0.0.1 --port 8002``
 """
 
-from benchmarks.apps.common import BATCH_MODELS, INPUT_MODELS, MRI_ROUTE, ROUTES, spooled_to_path
+from benchmarks.apps.common import BATCH_MODELS, INPUT_MODELS, MRI_ROUTE, ROUTES, pickle_answers, spooled_to_path
 
 # isort: split
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Annotated, Any
 
+import joblib
 from fastapi import Depends, FastAPI, Request, UploadFile
 from fastapi.responses import PlainTextResponse
 
 from vitalcheck.api import VitalCheckAPI
-from vitalcheck.catalog import MODELS
-from vitalcheck.registry import Registry, StoredArtifact
-from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, RiskPrediction
-from vitalcheck.schemas.insurance import InsurancePrediction
+from vitalcheck.catalog import BRAIN_TUMOR, TABULAR_MODELS
+from vitalcheck.predictors.mri import ImagePredictor
+from vitalcheck.schemas.common import ClassPrediction, Envelope
 from vitalcheck.settings import get_settings
 
-PREDICTIONS: dict[str, Any] = {"diabetes": RiskPrediction, "stroke": RiskPrediction, "insurance": InsurancePrediction}
-"""Prediction type of each benchmarked tabular route."""
+
+@dataclass(frozen=True)
+class OriginalRegistry:
+    """Everything the original design loads once.
+
+    Attributes:
+        pipelines: catalog name → the unpickled artifact (a Pipeline; insurance: the tuple
+            ``(central, lower, upper)``).
+        imaging: VitalCheck's API object around the ONNX image predictor only (its ``brain_tumor``).
+
+    """
+
+    pipelines: dict[str, Any]
+    imaging: VitalCheckAPI
 
 
-def load_api() -> VitalCheckAPI:
-    """Load and check all eight models and both tables from the artifacts folder (no model store)."""
+def load_all() -> OriginalRegistry:
+    """Unpickle every tabular artifact and open the ONNX graph, from the artifacts folder."""
     settings = get_settings()
-    locations = {
-        name: StoredArtifact(settings.artifacts_dir, f"{spec.store_name}:local") for name, spec in MODELS.items()
-    }
-    registry = Registry.load(locations, settings.reference_dir, settings)
-    return VitalCheckAPI(registry, settings, INPUT_MODELS)
+    pipelines = {name: joblib.load(settings.artifacts_dir / spec.artifact) for name, spec in TABULAR_MODELS.items()}
+    predictor = ImagePredictor.load(
+        settings.artifacts_dir,
+        f"{BRAIN_TUMOR.store_name}:local",
+        intra_op_threads=settings.onnx_intra_op_threads,
+        inter_op_threads=settings.onnx_inter_op_threads,
+    )
+    imaging = VitalCheckAPI(SimpleNamespace(brain_tumor=predictor), settings, {})  # type: ignore[arg-type]
+    return OriginalRegistry(pipelines=pipelines, imaging=imaging)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load everything before the first request; a failure stops start-up (uvicorn exits)."""
-    app.state.api = load_api()
+    app.state.registry = load_all()
     yield
 
 
-def get_api(request: Request) -> VitalCheckAPI:
-    """The dependency that hands the loaded registry (behind its API object) to each route."""
-    return request.app.state.api
+def get_registry(request: Request) -> OriginalRegistry:
+    """The dependency that hands the loaded registry to each route."""
+    return request.app.state.registry
 
 
-LoadedAPI = Annotated[VitalCheckAPI, Depends(get_api)]
+Loaded = Annotated[OriginalRegistry, Depends(get_registry)]
 
 app = FastAPI(title="VitalCheck API (original design, benchmark contender)", version="1.0.0", lifespan=lifespan)
 
@@ -65,19 +87,19 @@ def livez() -> str:
 
 
 @app.get("/readyz", response_class=PlainTextResponse)
-def readyz(api: LoadedAPI) -> str:
+def readyz(registry: Loaded) -> str:
     """Ready once the lifespan has loaded the registry (uvicorn serves nothing before that)."""
     return "ok"
 
 
 def _add_tabular_routes(name: str) -> None:
-    record_model, batch_model, prediction = INPUT_MODELS[name], BATCH_MODELS[name], PREDICTIONS[name]
+    spec, record_model, batch_model = TABULAR_MODELS[name], INPUT_MODELS[name], BATCH_MODELS[name]
 
-    def single(record: record_model, api: LoadedAPI) -> Envelope[prediction]:  # type: ignore[valid-type]
-        return api.single(name, record)
+    def single(record: record_model, registry: Loaded) -> dict:  # type: ignore[valid-type]
+        return {"prediction": pickle_answers(spec, registry.pipelines[name], [record])[0]}
 
-    def batch(body: batch_model, api: LoadedAPI) -> BatchEnvelope[prediction]:  # type: ignore[valid-type]
-        return api.batch(name, body.records)  # type: ignore[attr-defined]
+    def batch(body: batch_model, registry: Loaded) -> dict:  # type: ignore[valid-type]
+        return {"predictions": pickle_answers(spec, registry.pipelines[name], body.records)}  # type: ignore[attr-defined]
 
     app.post(ROUTES[name], name=name)(single)
     app.post(f"{ROUTES[name]}/batch", name=f"{name}_batch")(batch)
@@ -88,10 +110,10 @@ for _name in ROUTES:
 
 
 @app.post(MRI_ROUTE)
-def brain_tumor(image: UploadFile, api: LoadedAPI) -> Envelope[ClassPrediction]:
+def brain_tumor(image: UploadFile, registry: Loaded) -> Envelope[ClassPrediction]:
     """Classify one uploaded MRI slice with the ONNX graph loaded at start-up."""
     path = spooled_to_path(image)
     try:
-        return api.brain_tumor(path)
+        return registry.imaging.brain_tumor(path)
     finally:
         path.unlink(missing_ok=True)

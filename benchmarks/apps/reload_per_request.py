@@ -1,14 +1,16 @@
-"""Contender 1, the anti-pattern: a minimal FastAPI app that loads the model inside every handler.
+"""Contender 1, the anti-pattern: the original design, but the model is loaded inside every handler.
 
-Each request unpickles its scikit-learn pipeline with ``joblib.load`` (or opens the ONNX graph in
-a new ``InferenceSession``) and reads the model card that the contributions need, then runs the
-same :class:`~vitalcheck.api.VitalCheckAPI` code as VitalCheck. It does none of VitalCheck's
-checks (no sha256, no golden outputs): this is only the cost of loading in the request path.
+Each request unpickles its scikit-learn artifact with ``joblib.load`` (or opens the ONNX graph in
+a new ``InferenceSession``), then answers exactly as :mod:`benchmarks.apps.original_design` does:
+the request model validates the body, the record(s) become a DataFrame and the pickle's
+``predict_proba`` / ``predict`` is called once (:func:`~benchmarks.apps.common.pickle_answers`),
+no explanation. It does none of VitalCheck's checks (no sha256, no golden outputs): this is only
+the cost of loading in the request path.
 
 Run: ``uvicorn benchmarks.apps.reload_per_request:app --host 127.0.0.1 --port 8001``
 """
 
-from benchmarks.apps.common import BATCH_MODELS, INPUT_MODELS, MRI_ROUTE, ROUTES, spooled_to_path
+from benchmarks.apps.common import BATCH_MODELS, INPUT_MODELS, MRI_ROUTE, ROUTES, pickle_answers, spooled_to_path
 
 # isort: split
 from types import SimpleNamespace
@@ -20,30 +22,17 @@ from fastapi.responses import PlainTextResponse
 
 from vitalcheck.api import VitalCheckAPI
 from vitalcheck.cards import load_card
-from vitalcheck.catalog import BRAIN_TUMOR, MODELS
+from vitalcheck.catalog import BRAIN_TUMOR, TABULAR_MODELS
 from vitalcheck.predictors.mri import ImagePredictor, load_onnx_session
-from vitalcheck.predictors.tabular import TabularPredictor
-from vitalcheck.schemas.common import BatchEnvelope, ClassPrediction, Envelope, ModelInfo, RiskPrediction
-from vitalcheck.schemas.insurance import InsurancePrediction
+from vitalcheck.schemas.common import ClassPrediction, Envelope, ModelInfo
 from vitalcheck.settings import get_settings
-
-PREDICTIONS: dict[str, Any] = {"diabetes": RiskPrediction, "stroke": RiskPrediction, "insurance": InsurancePrediction}
 
 app = FastAPI(title="VitalCheck (reload per request, benchmark contender)", version="1.0.0")
 
 
-def _info(name: str, sha256: str) -> ModelInfo:
-    tag = f"{MODELS[name].store_name}:local"
-    return ModelInfo(name=name, tag=tag, version="local", sha256=sha256)
-
-
-def load_tabular(name: str) -> VitalCheckAPI:
-    """Unpickle one pipeline and read its card, now, for this request only."""
-    settings, spec = get_settings(), MODELS[name]
-    card = load_card(settings.artifacts_dir / spec.card_file)
-    estimator = joblib.load(settings.artifacts_dir / spec.artifact)
-    predictor = TabularPredictor(spec, card, estimator, _info(name, card.sha256))
-    return VitalCheckAPI(SimpleNamespace(tabular={name: predictor}), settings, {})  # type: ignore[arg-type]
+def load_pickle(name: str) -> Any:
+    """Unpickle one tabular artifact, now, for this request only."""
+    return joblib.load(get_settings().artifacts_dir / TABULAR_MODELS[name].artifact)
 
 
 def load_mri() -> VitalCheckAPI:
@@ -55,7 +44,8 @@ def load_mri() -> VitalCheckAPI:
         intra_op_threads=settings.onnx_intra_op_threads,
         inter_op_threads=settings.onnx_inter_op_threads,
     )
-    predictor = ImagePredictor(card, session, _info(BRAIN_TUMOR.name, card.sha256))
+    info = ModelInfo(name=BRAIN_TUMOR.name, tag=f"{BRAIN_TUMOR.store_name}:local", version="local", sha256=card.sha256)
+    predictor = ImagePredictor(card, session, info)
     return VitalCheckAPI(SimpleNamespace(brain_tumor=predictor), settings, {})  # type: ignore[arg-type]
 
 
@@ -72,13 +62,13 @@ def readyz() -> str:
 
 
 def _add_tabular_routes(name: str) -> None:
-    record_model, batch_model, prediction = INPUT_MODELS[name], BATCH_MODELS[name], PREDICTIONS[name]
+    spec, record_model, batch_model = TABULAR_MODELS[name], INPUT_MODELS[name], BATCH_MODELS[name]
 
-    def single(record: record_model) -> Envelope[prediction]:  # type: ignore[valid-type]
-        return load_tabular(name).single(name, record)
+    def single(record: record_model) -> dict:  # type: ignore[valid-type]
+        return {"prediction": pickle_answers(spec, load_pickle(name), [record])[0]}
 
-    def batch(body: batch_model) -> BatchEnvelope[prediction]:  # type: ignore[valid-type]
-        return load_tabular(name).batch(name, body.records)  # type: ignore[attr-defined]
+    def batch(body: batch_model) -> dict:  # type: ignore[valid-type]
+        return {"predictions": pickle_answers(spec, load_pickle(name), body.records)}  # type: ignore[attr-defined]
 
     app.post(ROUTES[name], name=name)(single)
     app.post(f"{ROUTES[name]}/batch", name=f"{name}_batch")(batch)
