@@ -179,3 +179,13 @@ def test_batch_and_single_agree(svc, service_module, data_dir, name):
     together, alone = batch_and_single(svc, service_module, data_dir, name)
     assert [p["ood_percentile"] for p in together] == [p["ood_percentile"] for p in alone]
     assert_close(together, alone)
+
+
+def test_a_category_no_training_record_had_is_warned_about(svc):
+    """Regression (outside probe of issue #14): stroke accepts sex 'Other', which no training record had."""
+    predictor = svc.api.registry.tabular["stroke"]
+    record = dict(TABULAR_MODELS["stroke"].example)
+    (other, male) = predictor.warnings(predictor.explained([{**record, "sex": "Other"}, {**record, "sex": "Male"}]))
+    unseen = [w for w in other if w.startswith("sex: a category no training record had")]
+    assert len(unseen) == 1 and "Other" not in unseen[0]
+    assert not any(w.startswith("sex:") for w in male)

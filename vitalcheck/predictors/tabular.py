@@ -206,6 +206,17 @@ class TabularPredictor:
         self._missing_text = [
             f"{n}: missing; the model scores it with its value for a missing {n}" for n in self._names
         ]
+        # a category the request model accepts but no training record had (stroke: sex 'Other')
+        widest = max([len(f.categories) for f in spec.features] + [0]) + 1
+        self._unseen_code = np.zeros((len(self._names), widest), dtype=bool)
+        for j, f in enumerate(spec.features):
+            seen = self._card_features[f.name].train_categories
+            if f.type == "category" and seen:
+                self._unseen_code[j, : len(f.categories)] = [c not in seen for c in f.categories]
+        self._unseen_text = [
+            f"{n}: a category no training record had; the model scores it as none of the categories it was trained on"
+            for n in self._names
+        ]
 
     @property
     def estimator(self) -> Any:
@@ -530,7 +541,7 @@ class TabularPredictor:
         return out
 
     def warnings(self, explained: Explained, prefix: str = "") -> list[list[str]]:
-        """Warnings per record: inputs beyond the training range (clamped), missing inputs, unusual records.
+        """Warnings per record: inputs beyond the training range, missing inputs, unseen categories, unusual records.
 
         Messages name the field and the training range, never the submitted value; with a
         ``prefix`` (``"records"``) each is prefixed by the record's index (``records[3].age: …``).
@@ -541,12 +552,21 @@ class TabularPredictor:
         outside = np.zeros(values.shape, dtype=bool)
         outside[:, self._ranged] = (ranged < self._train_min) | (ranged > self._train_max)
         unusual = explained.ood > OOD_WARNING_PERCENTILE
+        codes = np.minimum(np.nan_to_num(values, nan=0.0), self._unseen_code.shape[1] - 1).astype(np.intp)
+        unseen = self._unseen_code[np.arange(values.shape[1]), np.maximum(codes, 0)]  # False for numbers
         out: list[list[str]] = []
         for i in range(len(values)):
             where = f"{prefix}[{i}]." if prefix else ""
-            messages = [  # in field order; a missing value is never outside the range
-                where + (self._missing_text[j] if missing[i, j] else self._outside_text[j])
-                for j in np.flatnonzero(missing[i] | outside[i]).tolist()
+            messages = [  # in field order; a field is at most one of missing, outside its range, unseen
+                where
+                + (
+                    self._missing_text[j]
+                    if missing[i, j]
+                    else self._outside_text[j]
+                    if outside[i, j]
+                    else self._unseen_text[j]
+                )
+                for j in np.flatnonzero(missing[i] | outside[i] | unseen[i]).tolist()
             ]
             if unusual[i]:
                 out_name = f"{prefix}[{i}]" if prefix else "record"
