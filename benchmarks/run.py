@@ -482,6 +482,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     for variable, value in THREAD_ENV.items():
         os.environ.setdefault(variable, value)
+    # Caches of every process the bench starts (ONNX Runtime's device id, matplotlib's fonts) stay
+    # in the results folder, not the home folder.
+    os.environ.setdefault("XDG_CACHE_HOME", str(out / "cache"))
+    os.environ.setdefault("MPLCONFIGDIR", str(out / "matplotlib"))
     levers = LEVER_CONTENDERS if os.environ.get("BENCH_LEVERS") == "1" else []
     contenders = [c for c in [*CONTENDERS, *levers] if c.key not in OPT_IN]
     if only := os.environ.get("BENCH_CONTENDERS"):
