@@ -15,6 +15,7 @@ os.environ["TMPDIR"] = SESSION_TMP
 tempfile.tempdir = SESSION_TMP
 os.environ["BENTOML_HOME"] = os.path.join(SESSION_TMP, "bentoml")
 os.environ["XDG_CACHE_HOME"] = os.path.join(SESSION_TMP, "cache")  # ONNX Runtime writes a device id there
+os.environ["MPLCONFIGDIR"] = os.path.join(SESSION_TMP, "matplotlib")  # else matplotlib makes ~/.config/matplotlib
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 # As in the service (vitalcheck/threads.py): one native thread, set before NumPy and OpenMP load.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
