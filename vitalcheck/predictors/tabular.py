@@ -266,13 +266,15 @@ class TabularPredictor:
             except (ValueError, AttributeError, KeyError) as exc:
                 raise ArtifactCheckError(f"artifact {artifact} could not be compiled: {exc}") from exc
             predictor = kind(spec, card, info, compiled, directory, estimator)
-            predictor.compiled = compiled.with_reference(predictor.pickle_reference())
+            reference = predictor.pickle_reference()
+            predictor.compiled = compiled.with_reference(reference)
+            live: dict[str, np.ndarray] | None = reference
             check_pickle = True
         else:
-            predictor = kind(spec, card, info, compiled, directory)
+            predictor, live = kind(spec, card, info, compiled, directory), None
         predictor.check_served()
         if check_pickle:
-            predictor.check_pickle()
+            predictor.check_pickle(live)
         return predictor
 
     # ---- what each kind defines ------------------------------------------------------------
@@ -346,6 +348,13 @@ class TabularPredictor:
             "ood": reference.ood,
         }
 
+    def compiled_answers(self, records: Sequence[Any]) -> tuple[Explained, dict[str, np.ndarray]]:
+        """The compiled form's pass over ``records`` and its answers in :meth:`pickle_reference`'s form."""
+        served = self.explained(records)
+        outputs = np.asarray(self.served_outputs(served), dtype=np.float64).reshape(len(records), -1)
+        answers = {"values": served.values, "outputs": outputs, "base": served.base, "shap": served.shap}
+        return served, {**answers, "ood": served.ood}
+
     def check_served(self) -> float:
         """Check the compiled form without the pickle: what every worker does at start-up.
 
@@ -364,13 +373,11 @@ class TabularPredictor:
         name = self.spec.artifact
         if not self.card.golden:
             raise ArtifactCheckError(f"model card of {name} has no golden records")
-        records = self.check_records()
-        served = self.explained(records)
-        outputs = np.asarray(self.served_outputs(served), dtype=np.float64).reshape(len(records), -1)
+        served, got = self.compiled_answers(self.check_records())
         golden = np.asarray([g["output"] for g in self.card.golden], dtype=np.float64).reshape(
             len(self.card.golden), -1
         )
-        worst_golden = _worst(outputs[: len(golden)], golden)
+        worst_golden = _worst(got["outputs"][: len(golden)], golden)
         if not worst_golden <= GOLDEN_TOLERANCE:
             raise ArtifactCheckError(
                 f"artifact {name}: its compiled form differs from the card's golden outputs "
@@ -381,7 +388,6 @@ class TabularPredictor:
             reference["values"], served.values, equal_nan=True
         ):
             raise ArtifactCheckError(f"artifact {name}: the check records no longer encode as when it was compiled")
-        got = {"outputs": outputs, "base": served.base, "shap": served.shap, "ood": served.ood}
         worst = max(_worst(got[k], reference[k]) for k in REFERENCE_KEYS if k != "values")
         if not worst <= GOLDEN_TOLERANCE:
             raise ArtifactCheckError(
@@ -396,13 +402,14 @@ class TabularPredictor:
             )
         return worst
 
-    def check_pickle(self) -> float:
+    def check_pickle(self, live: dict[str, np.ndarray] | None = None) -> float:
         """Check the pickle itself, and the compiled form and its recorded answers against it, live.
 
         The pickle must reproduce the card's golden outputs and its explanations add up; its term
-        tables must equal its fitted trees on :meth:`check_records`; and its answers there must
-        equal both the compiled form's and the recorded ones within :data:`GOLDEN_TOLERANCE`.
-        Imports scikit-learn (the check before workers and ``import_models.py`` run it).
+        tables must equal its fitted trees on :meth:`check_records`; and its answers there (``live``:
+        :meth:`pickle_reference`, when the caller has just computed it) must equal both the compiled
+        form's and the recorded ones within :data:`GOLDEN_TOLERANCE`. Imports scikit-learn (the
+        check before workers and ``import_models.py`` run it).
 
         Returns:
             The largest absolute difference between the pickle and the compiled form.
@@ -428,16 +435,9 @@ class TabularPredictor:
                 f"(max error {additivity:.3g} > {ADDITIVITY_TOLERANCE:g})"
             )
         records = self.check_records()
-        frame = records_to_frame(self.spec, records)
-        self.check_tables(frame)
-        live = self.pickle_reference()
-        served = self.explained(records)
-        compiled = {
-            "outputs": np.asarray(self.served_outputs(served), dtype=np.float64).reshape(len(records), -1),
-            "base": served.base,
-            "shap": served.shap,
-            "ood": served.ood,
-        }
+        self.check_tables(records_to_frame(self.spec, records))
+        live = live if live is not None else self.pickle_reference()
+        _, compiled = self.compiled_answers(records)
         keys = [k for k in REFERENCE_KEYS if k != "values"]
         worst = max(_worst(compiled[k], live[k]) for k in keys)
         recorded = max(_worst(self.compiled.reference[k], live[k]) for k in keys)
